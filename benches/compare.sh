@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks: rask against its Python peers (Dask, later polars,
+# duckdb, ...) on the same workloads, in one run.
+#
+# usage: benches/compare.sh [SUITE] [--rask-only | --peers-only]
+#        benches/compare.sh --report FILE.jsonl [--markdown]
+#
+# Suites: delayed (default).
+#
+# Environment:
+#   RASK_BENCH_N        N values for the rask bench (default 100000,1000000);
+#                       passed to the Rust bench in its environment.
+#   DASK_BENCH_N        N values for Dask's delayed_inc_add (default 100000:
+#                       Dask at 1M takes many minutes).
+#   DASK_ORDER_N        N values for Dask's graph_build_order (default 1000000).
+#   DASK_BENCH_REPEATS  repeats per Dask measurement (default 3; graph_build_order 1).
+#   DASK_SCHEDULERS     Dask schedulers (default sync,threads).
+#   PYTHON              interpreter used to create benches/.venv (default python3;
+#                       the pins in peers/requirements.txt were checked on 3.11).
+#
+# The peers live in benches/.venv (created on first run, reinstalled only when
+# peers/requirements.txt changes). All JSON records, rask's and the peers', go
+# to benches/results/<suite>-<date>.jsonl, then a joined table is printed.
+#
+# Adding a suite (array, dataframe, ...): write benches/peers/<peer script>
+# printing one JSON object per line ({"bench", "n", ["scheduler"|"variant"],
+# "tasks", "median_s", "us_per_task", "impl"}), add a suite_<name> function
+# below calling run_rask <cargo bench name> and run_peer <impl> <script> [args],
+# and list it in the case at the bottom.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCHES="$ROOT/benches"
+PEERS="$BENCHES/peers"
+VENV="$BENCHES/.venv"
+REQ="$PEERS/requirements.txt"
+VPY="$VENV/bin/python"
+REPORT="$PEERS/report.py"
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_venv() {
+    local py="${PYTHON:-python3}" want have
+    if [ ! -x "$VPY" ] || ! "$VPY" -c 'import sys' >/dev/null 2>&1; then
+        log "creating $VENV with $("$py" --version 2>&1)"
+        rm -rf "$VENV"
+        "$py" -m venv "$VENV"
+    fi
+    want="$( (cat "$REQ"; "$VPY" -c 'import sys; print(sys.version)') | sha256sum | cut -d' ' -f1)"
+    have="$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)"
+    if [ "$want" != "$have" ]; then
+        log "installing peers from ${REQ#"$ROOT"/} (quiet; takes a minute)"
+        "$VPY" -m pip install --quiet --disable-pip-version-check -r "$REQ"
+        cp "$REQ" "$VENV/requirements.txt"
+        printf '%s\n' "$want" >"$VENV/.requirements.sha256"
+    fi
+}
+
+# run_rask BENCH [ENV=VALUE ...] -- cargo bench's JSON lines into $OUT.
+run_rask() {
+    local bench="$1"; shift
+    log "rask: cargo bench -p rask-benches --bench $bench -- --json ($*)"
+    (cd "$ROOT" && env "$@" cargo bench -p rask-benches --bench "$bench" -- --json) \
+        | "$VPY" "$REPORT" collect --impl rask --out "$OUT"
+}
+
+# run_peer IMPL SCRIPT [ARGS...] -- a peer script's JSON lines into $OUT.
+run_peer() {
+    local impl="$1" script="$2"; shift 2
+    log "$impl: peers/$script $*"
+    (cd "$ROOT" && "$VPY" "$PEERS/$script" "$@") \
+        | "$VPY" "$REPORT" collect --impl "$impl" --out "$OUT"
+}
+
+suite_delayed() {
+    if [ "$DO_RASK" = 1 ]; then
+        run_rask delayed RASK_BENCH_N="${RASK_BENCH_N:-100000,1000000}"
+    fi
+    if [ "$DO_PEERS" = 1 ]; then
+        run_peer dask dask_delayed.py --bench all \
+            --n "${DASK_BENCH_N:-100000}" \
+            --order-n "${DASK_ORDER_N:-1000000}" \
+            --repeats "${DASK_BENCH_REPEATS:-3}" \
+            --schedulers "${DASK_SCHEDULERS:-sync,threads}"
+    fi
+}
+
+SUITE=""
+DO_RASK=1
+DO_PEERS=1
+REPORT_FILE=""
+FORMAT=text
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --rask-only) DO_PEERS=0 ;;
+        --peers-only|--dask-only) DO_RASK=0 ;;
+        --report) REPORT_FILE="${2:?--report needs a file}"; shift ;;
+        --markdown) FORMAT=markdown ;;
+        -*) echo "compare.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+        *) [ -z "$SUITE" ] || { echo "compare.sh: one suite at a time" >&2; exit 2; }
+           SUITE="$1" ;;
+    esac
+    shift
+done
+SUITE="${SUITE:-delayed}"
+
+if [ -n "$REPORT_FILE" ]; then
+    exec "${PYTHON:-python3}" "$REPORT" table --format "$FORMAT" "$REPORT_FILE"
+fi
+
+case "$SUITE" in
+    delayed) ;;
+    # array) ;;      # add suite_array below, then list it here
+    # dataframe) ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed)" >&2; exit 2 ;;
+esac
+
+ensure_venv
+mkdir -p "$BENCHES/results"
+OUT="$BENCHES/results/$SUITE-$(date +%Y%m%d-%H%M%S).jsonl"
+"$VPY" "$REPORT" meta --suite "$SUITE" --out "$OUT"
+
+"suite_$SUITE"
+
+log "results: ${OUT#"$ROOT"/}"
+echo
+"$VPY" "$REPORT" table --format "$FORMAT" "$OUT"

@@ -1,0 +1,154 @@
+//! Task keys: a name token plus a block index.
+
+use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::Token;
+
+/// The block index of a key: empty for a single task (a `Delayed`), `[i, j]` for chunk
+/// `(i, j)` of a 2-D array, `[p]` for partition `p` of a frame.
+pub type BlockIndex = SmallVec<[u32; 4]>;
+
+/// The name of a task: a readable prefix (the op) and a token, such as `inc-3fa2...`.
+///
+/// All blocks of one layer share one name, so the name is reference-counted and cloning a key
+/// never copies the string.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyName(Arc<str>);
+
+impl KeyName {
+    /// `prefix-<token hex>`.
+    pub fn from_token(prefix: &str, token: Token) -> Self {
+        KeyName(Arc::from(format!("{prefix}-{token}")))
+    }
+
+    /// A name taken verbatim (for graphs written by hand).
+    pub fn new(name: impl AsRef<str>) -> Self {
+        KeyName(Arc::from(name.as_ref()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The readable part of the name: everything before a trailing `-<32 hex digits>` token.
+    pub fn prefix(&self) -> &str {
+        let s: &str = &self.0;
+        match s.rsplit_once('-') {
+            Some((p, tok)) if tok.len() == 32 && tok.bytes().all(|b| b.is_ascii_hexdigit()) => p,
+            _ => s,
+        }
+    }
+}
+
+impl fmt::Debug for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for KeyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The identity of a task's output: a name and a block index.
+///
+/// Keys are deterministic: the name comes from a [`Token`] of the op, its parameters and its
+/// inputs' keys, so building the same expression twice gives the same keys.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    name: KeyName,
+    index: BlockIndex,
+}
+
+impl Key {
+    pub fn new(name: KeyName, index: impl IntoIterator<Item = u32>) -> Self {
+        Key {
+            name,
+            index: index.into_iter().collect(),
+        }
+    }
+
+    /// A key with an empty block index.
+    pub fn single(name: KeyName) -> Self {
+        Key {
+            name,
+            index: BlockIndex::new(),
+        }
+    }
+
+    /// Parses nothing: builds a single key from a literal name (tests, hand-written graphs).
+    pub fn named(name: impl AsRef<str>) -> Self {
+        Key::single(KeyName::new(name))
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    pub fn key_name(&self) -> &KeyName {
+        &self.name
+    }
+
+    pub fn index(&self) -> &[u32] {
+        &self.index
+    }
+
+    /// The readable op prefix of the name (`inc` for `inc-3fa2...`).
+    pub fn prefix(&self) -> &str {
+        self.name.prefix()
+    }
+}
+
+impl fmt::Display for Key {
+    /// Dask's spelling: `name` for single keys, `('name', 0, 1)` for blocks.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.index.is_empty() {
+            return f.write_str(self.name.as_str());
+        }
+        write!(f, "('{}'", self.name)?;
+        for i in &self.index {
+            write!(f, ", {i}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key::named(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::tokenize;
+
+    #[test]
+    fn display_matches_dask() {
+        let name = KeyName::new("x");
+        assert_eq!(Key::single(name.clone()).to_string(), "x");
+        assert_eq!(Key::new(name, [0, 2]).to_string(), "('x', 0, 2)");
+    }
+
+    #[test]
+    fn prefix_strips_token() {
+        let t = tokenize("inc", |t| t.write_i64(1));
+        let k = Key::single(KeyName::from_token("inc", t));
+        assert_eq!(k.prefix(), "inc");
+        assert_eq!(Key::named("sum-aggregate").prefix(), "sum-aggregate");
+        let k = Key::single(KeyName::from_token("sum-aggregate", t));
+        assert_eq!(k.prefix(), "sum-aggregate");
+    }
+}

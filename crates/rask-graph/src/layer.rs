@@ -1,0 +1,243 @@
+//! Layers and the builder that flattens them into a [`Graph`].
+//!
+//! Collections do not hold a flat graph. Each operation adds a [`Layer`]: the tasks it creates
+//! (one for a `Delayed` call, one per chunk for an array operation) plus the layers those tasks
+//! read from. Layers form a DAG shared by reference, so building an expression is cheap and
+//! two collections derived from the same input share its layers. At compute time the
+//! [`GraphBuilder`] walks the layers reachable from the requested outputs, deduplicates tasks
+//! by key and produces one [`Graph`].
+
+use std::sync::Arc;
+
+use rask_error::{RaskError, Result};
+use rustc_hash::{FxHashMap, FxHashSet};
+use smallvec::SmallVec;
+
+use crate::graph::{Task, TaskId, TaskSpec};
+use crate::{Graph, Key, Value};
+
+/// The tasks one operation added, and the layers they read from.
+pub struct Layer {
+    tasks: Vec<TaskSpec>,
+    deps: Vec<Arc<Layer>>,
+}
+
+impl Layer {
+    /// A layer of tasks. Every key that `tasks` depend on must be produced either by a task of
+    /// this layer or by a layer in `deps` (checked when the graph is built).
+    pub fn new(tasks: Vec<TaskSpec>, deps: Vec<Arc<Layer>>) -> Arc<Layer> {
+        Arc::new(Layer { tasks, deps })
+    }
+
+    pub fn single(task: TaskSpec, deps: Vec<Arc<Layer>>) -> Arc<Layer> {
+        Arc::new(Layer {
+            tasks: vec![task],
+            deps,
+        })
+    }
+
+    pub fn tasks(&self) -> &[TaskSpec] {
+        &self.tasks
+    }
+
+    pub fn deps(&self) -> &[Arc<Layer>] {
+        &self.deps
+    }
+}
+
+impl Drop for Layer {
+    // A chain of a million `Delayed`s is a million nested `Arc<Layer>`s; the default drop
+    // would recurse once per link and overflow the stack, so unlink iteratively.
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.deps);
+        while let Some(layer) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(layer) {
+                stack.append(&mut inner.deps);
+            }
+        }
+    }
+}
+
+/// Something that lowers to tasks: a `Delayed`, an `Array`, a `DataFrame`, or a tuple of them.
+pub trait Collection {
+    /// What computing it returns.
+    type Output;
+
+    /// Adds every layer the collection needs.
+    fn add_layers(&self, builder: &mut GraphBuilder);
+
+    /// The keys whose values [`Collection::finalize`] turns into the output.
+    fn output_keys(&self) -> Vec<Key>;
+
+    /// Assembles the output from the values of [`Collection::output_keys`], in that order.
+    fn finalize(&self, values: Vec<Value>) -> Result<Self::Output>;
+}
+
+/// Flattens layers into a [`Graph`].
+#[derive(Default)]
+pub struct GraphBuilder {
+    seen_layers: FxHashSet<usize>,
+    pending: Vec<Arc<Layer>>,
+    specs: Vec<TaskSpec>,
+    index: FxHashMap<Key, TaskId>,
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a layer and, transitively, every layer it depends on. Tasks whose key is already
+    /// present are skipped (equal keys mean equal computations).
+    pub fn add_layer(&mut self, layer: &Arc<Layer>) {
+        self.pending.push(layer.clone());
+        while let Some(layer) = self.pending.pop() {
+            if !self.seen_layers.insert(Arc::as_ptr(&layer) as usize) {
+                continue;
+            }
+            for spec in &layer.tasks {
+                if !self.index.contains_key(&spec.key) {
+                    self.index.insert(spec.key.clone(), self.specs.len() as TaskId);
+                    self.specs.push(spec.clone());
+                }
+            }
+            self.pending.extend(layer.deps.iter().cloned());
+        }
+    }
+
+    /// Adds one task that is not part of any layer.
+    pub fn add_task(&mut self, spec: TaskSpec) -> Result<()> {
+        if self.index.contains_key(&spec.key) {
+            return Err(RaskError::InvalidGraph(format!("duplicate key {}", spec.key)));
+        }
+        self.index.insert(spec.key.clone(), self.specs.len() as TaskId);
+        self.specs.push(spec);
+        Ok(())
+    }
+
+    pub fn add_collection<C: Collection + ?Sized>(&mut self, c: &C) {
+        c.add_layers(self);
+    }
+
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    /// Resolves dependencies and validates the graph: a key that no task produces, or a
+    /// cycle, is an error naming the keys.
+    pub fn build(self) -> Result<Graph> {
+        let GraphBuilder { specs, index, .. } = self;
+        let mut tasks = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let mut deps: SmallVec<[TaskId; 2]> = SmallVec::with_capacity(spec.deps.len());
+            for d in &spec.deps {
+                match index.get(d) {
+                    Some(&id) => deps.push(id),
+                    None => {
+                        return Err(RaskError::InvalidGraph(format!(
+                            "task {} depends on {}, which no task produces",
+                            spec.key, d
+                        )));
+                    }
+                }
+            }
+            tasks.push(Task {
+                key: spec.key,
+                op: spec.op,
+                deps,
+            });
+        }
+        let graph = Graph::from_parts(tasks, index);
+        graph.topological_order()?;
+        Ok(graph)
+    }
+}
+
+macro_rules! collection_tuple {
+    ($($n:ident $i:tt),+) => {
+        impl<$($n: Collection),+> Collection for ($($n,)+) {
+            type Output = ($($n::Output,)+);
+            fn add_layers(&self, builder: &mut GraphBuilder) {
+                $(self.$i.add_layers(builder);)+
+            }
+            fn output_keys(&self) -> Vec<Key> {
+                let mut keys = Vec::new();
+                $(keys.extend(self.$i.output_keys());)+
+                keys
+            }
+            fn finalize(&self, values: Vec<Value>) -> Result<Self::Output> {
+                let mut values = values.into_iter();
+                Ok(($({
+                    let n = self.$i.output_keys().len();
+                    let part: Vec<Value> = values.by_ref().take(n).collect();
+                    self.$i.finalize(part)?
+                },)+))
+            }
+        }
+    };
+}
+collection_tuple!(A 0);
+collection_tuple!(A 0, B 1);
+collection_tuple!(A 0, B 1, C 2);
+collection_tuple!(A 0, B 1, C 2, D 3);
+collection_tuple!(A 0, B 1, C 2, D 3, E 4);
+collection_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
+
+impl<C: Collection> Collection for Vec<C> {
+    type Output = Vec<C::Output>;
+    fn add_layers(&self, builder: &mut GraphBuilder) {
+        for c in self {
+            c.add_layers(builder);
+        }
+    }
+    fn output_keys(&self) -> Vec<Key> {
+        self.iter().flat_map(|c| c.output_keys()).collect()
+    }
+    fn finalize(&self, values: Vec<Value>) -> Result<Self::Output> {
+        let mut values = values.into_iter();
+        self.iter()
+            .map(|c| {
+                let n = c.output_keys().len();
+                c.finalize(values.by_ref().take(n).collect())
+            })
+            .collect()
+    }
+}
+
+impl<C: Collection> Collection for [C] {
+    type Output = Vec<C::Output>;
+    fn add_layers(&self, builder: &mut GraphBuilder) {
+        for c in self {
+            c.add_layers(builder);
+        }
+    }
+    fn output_keys(&self) -> Vec<Key> {
+        self.iter().flat_map(|c| c.output_keys()).collect()
+    }
+    fn finalize(&self, values: Vec<Value>) -> Result<Self::Output> {
+        let mut values = values.into_iter();
+        self.iter()
+            .map(|c| {
+                let n = c.output_keys().len();
+                c.finalize(values.by_ref().take(n).collect())
+            })
+            .collect()
+    }
+}
+
+impl<C: Collection + ?Sized> Collection for &C {
+    type Output = C::Output;
+    fn add_layers(&self, builder: &mut GraphBuilder) {
+        (**self).add_layers(builder)
+    }
+    fn output_keys(&self) -> Vec<Key> {
+        (**self).output_keys()
+    }
+    fn finalize(&self, values: Vec<Value>) -> Result<Self::Output> {
+        (**self).finalize(values)
+    }
+}

@@ -1,0 +1,350 @@
+//! Ops: what a task does.
+//!
+//! An [`Op`] has a stable name, serializable parameters and an `execute` over its inputs'
+//! values. Built-in ops register a decoder under their name in the [`OpRegistry`], so a
+//! process that did not build a graph (a worker) can rebuild each op from `(name, params)`.
+//! User closures are ops too, but only locally: they report [`Op::params`] as `None`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rask_error::{RaskError, Result};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use crate::Value;
+
+/// How expensive an op is, which drives inlining.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// Cheaper than scheduling a task: a constant, a field access, a slice view. Cheap tasks
+    /// are inlined into their dependents by [`crate::optimize::inline_cheap`].
+    Cheap,
+    Normal,
+}
+
+/// What a task runs.
+pub trait Op: Send + Sync + 'static {
+    /// Stable name, used in keys, error messages and the registry (`rask.sum`, `my_crate::inc`).
+    fn name(&self) -> &str;
+
+    /// Short label for pictures and progress (defaults to the name's last path segment).
+    fn label(&self) -> &str {
+        let name = self.name();
+        name.rsplit("::").next().unwrap_or(name)
+    }
+
+    /// Serialized parameters, or `None` for an op that cannot leave this process (a closure).
+    fn params(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Runs the op. `inputs` are the values of the task's dependencies, in order.
+    fn execute(&self, inputs: &[Value]) -> Result<Value>;
+
+    /// The projected size of the output in bytes, given the inputs' sizes, when known before
+    /// running. The scheduler uses it for memory planning.
+    fn projected_nbytes(&self, _input_nbytes: &[u64]) -> Option<u64> {
+        None
+    }
+
+    fn cost(&self) -> Cost {
+        Cost::Normal
+    }
+
+    /// The steps of a fused op; `None` for an ordinary op.
+    fn as_composite(&self) -> Option<&Composite> {
+        None
+    }
+}
+
+impl fmt::Debug for dyn Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Op({})", self.name())
+    }
+}
+
+/// A constant: the op of persisted values and of literals that became their own task.
+pub struct Literal {
+    value: Value,
+}
+
+impl Literal {
+    pub fn new(value: Value) -> Self {
+        Literal { value }
+    }
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+}
+
+impl Op for Literal {
+    fn name(&self) -> &str {
+        "rask.literal"
+    }
+    fn label(&self) -> &str {
+        "literal"
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        Ok(self.value.clone())
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(self.value.nbytes() as u64)
+    }
+    fn cost(&self) -> Cost {
+        Cost::Cheap
+    }
+}
+
+/// Where a step of a [`Composite`] takes an argument from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepArg {
+    /// The composite's own input number `i`.
+    Input(u32),
+    /// The output of an earlier step.
+    Step(u32),
+}
+
+/// One op inside a [`Composite`].
+#[derive(Clone)]
+pub struct Step {
+    pub op: Arc<dyn Op>,
+    pub args: SmallVec<[StepArg; 2]>,
+}
+
+/// Several ops run as one task: what fusing a linear chain or inlining a cheap task produces.
+/// The last step's output is the composite's output; intermediate values are dropped as soon
+/// as the composite returns.
+#[derive(Clone)]
+pub struct Composite {
+    steps: Vec<Step>,
+    name: String,
+}
+
+impl Composite {
+    /// Builds a composite from steps. Each step may only refer to inputs and earlier steps.
+    pub fn new(steps: Vec<Step>, n_inputs: usize) -> Result<Self> {
+        if steps.is_empty() {
+            return Err(RaskError::invalid_argument("steps", "a composite needs at least one step"));
+        }
+        for (i, step) in steps.iter().enumerate() {
+            for arg in &step.args {
+                match *arg {
+                    StepArg::Input(k) if (k as usize) < n_inputs => {}
+                    StepArg::Step(j) if (j as usize) < i => {}
+                    other => {
+                        return Err(RaskError::invalid_argument(
+                            "steps",
+                            format!("step {i} ({}) refers to {other:?}, which does not exist before it", step.op.name()),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut labels: Vec<&str> = steps.iter().map(|s| s.op.label()).collect();
+        labels.dedup();
+        let name = labels.join("+");
+        Ok(Composite { steps, name })
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The steps of `op`: its own if it is a composite, else one step reading inputs `0..n`.
+    pub fn steps_of(op: &Arc<dyn Op>, n_inputs: usize) -> Vec<Step> {
+        match op.as_composite() {
+            Some(c) => c.steps.clone(),
+            None => vec![Step {
+                op: op.clone(),
+                args: (0..n_inputs as u32).map(StepArg::Input).collect(),
+            }],
+        }
+    }
+}
+
+impl Op for Composite {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn label(&self) -> &str {
+        &self.name
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        // Portable only when every step is.
+        let mut wire = Vec::with_capacity(self.steps.len());
+        for s in &self.steps {
+            wire.push(WireStep {
+                name: s.op.name().to_string(),
+                params: s.op.params()?,
+                args: s.args.to_vec(),
+            });
+        }
+        postcard::to_stdvec(&wire).ok()
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let mut outputs: Vec<Value> = Vec::with_capacity(self.steps.len());
+        let mut args: Vec<Value> = Vec::new();
+        for step in &self.steps {
+            args.clear();
+            for arg in &step.args {
+                args.push(match *arg {
+                    StepArg::Input(i) => inputs[i as usize].clone(),
+                    StepArg::Step(j) => outputs[j as usize].clone(),
+                });
+            }
+            let out = step
+                .op
+                .execute(&args)
+                .map_err(|e| e.context(format!("in fused step `{}`", step.op.name())))?;
+            outputs.push(out);
+        }
+        Ok(outputs.pop().expect("composite has at least one step"))
+    }
+    fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        let mut sizes: Vec<u64> = Vec::with_capacity(self.steps.len());
+        for step in &self.steps {
+            let ins: Option<Vec<u64>> = step
+                .args
+                .iter()
+                .map(|a| match *a {
+                    StepArg::Input(i) => input_nbytes.get(i as usize).copied(),
+                    StepArg::Step(j) => sizes.get(j as usize).copied(),
+                })
+                .collect();
+            sizes.push(step.op.projected_nbytes(&ins?)?);
+        }
+        sizes.pop()
+    }
+    fn cost(&self) -> Cost {
+        if self.steps.iter().all(|s| s.op.cost() == Cost::Cheap) {
+            Cost::Cheap
+        } else {
+            Cost::Normal
+        }
+    }
+    fn as_composite(&self) -> Option<&Composite> {
+        Some(self)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireStep {
+    name: String,
+    params: Vec<u8>,
+    args: Vec<StepArg>,
+}
+
+/// The name `Composite` registers under.
+pub const COMPOSITE_OP: &str = "rask.composite";
+
+/// Decodes an op from its parameters; one per registered op name.
+pub type OpDecoder = fn(params: &[u8], registry: &OpRegistry) -> Result<Arc<dyn Op>>;
+
+/// A registration of a portable op, collected at link time with [`inventory`].
+pub struct OpRegistration {
+    pub name: &'static str,
+    pub decode: OpDecoder,
+}
+
+inventory::collect!(OpRegistration);
+
+/// Registers a decoder for a portable op name. Expands to an `inventory::submit!`.
+#[macro_export]
+macro_rules! register_op {
+    ($name:expr, $decode:expr) => {
+        $crate::__private::inventory::submit! {
+            $crate::OpRegistration { name: $name, decode: $decode }
+        }
+    };
+}
+
+/// Every op decoder linked into this binary, by name.
+pub struct OpRegistry {
+    decoders: rustc_hash::FxHashMap<&'static str, OpDecoder>,
+}
+
+impl OpRegistry {
+    /// The registry of everything registered with [`register_op!`] in this binary.
+    pub fn global() -> &'static OpRegistry {
+        static REG: std::sync::OnceLock<OpRegistry> = std::sync::OnceLock::new();
+        REG.get_or_init(|| {
+            let mut decoders = rustc_hash::FxHashMap::default();
+            for r in inventory::iter::<OpRegistration> {
+                decoders.insert(r.name, r.decode);
+            }
+            OpRegistry { decoders }
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.decoders.contains_key(name)
+    }
+
+    /// Rebuilds an op from its wire form.
+    pub fn decode(&self, name: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+        if name == COMPOSITE_OP {
+            return decode_composite(params, self);
+        }
+        let decode = self
+            .decoders
+            .get(name)
+            .ok_or_else(|| RaskError::UnknownOp(name.to_string()))?;
+        decode(params, self)
+    }
+
+    /// The wire form of an op: `(registered name, params)`, or an error naming the op when it
+    /// cannot leave this process.
+    pub fn encode(op: &dyn Op) -> Result<(String, Vec<u8>)> {
+        let params = op.params().ok_or_else(|| RaskError::Serialization {
+            what: format!("op `{}`", op.name()),
+            message: "it is a local closure; register a named op to send it to another process".into(),
+        })?;
+        let name = if op.as_composite().is_some() {
+            COMPOSITE_OP.to_string()
+        } else {
+            op.name().to_string()
+        };
+        Ok((name, params))
+    }
+}
+
+fn decode_composite(params: &[u8], registry: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let wire: Vec<WireStep> = postcard::from_bytes(params).map_err(|e| RaskError::Serialization {
+        what: "composite op".into(),
+        message: e.to_string(),
+    })?;
+    let n_inputs = wire
+        .iter()
+        .flat_map(|s| s.args.iter())
+        .filter_map(|a| match a {
+            StepArg::Input(i) => Some(*i as usize + 1),
+            StepArg::Step(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut steps = Vec::with_capacity(wire.len());
+    for s in wire {
+        steps.push(Step {
+            op: registry.decode(&s.name, &s.params)?,
+            args: s.args.into_iter().collect(),
+        });
+    }
+    Ok(Arc::new(Composite::new(steps, n_inputs)?))
+}
+
+/// Serializes op parameters with postcard, naming the op on failure.
+pub fn encode_params<T: Serialize>(op: &str, params: &T) -> Option<Vec<u8>> {
+    postcard::to_stdvec(params).ok().or_else(|| {
+        debug_assert!(false, "params of {op} failed to serialize");
+        None
+    })
+}
+
+/// Deserializes op parameters with postcard, naming the op on failure.
+pub fn decode_params<'a, T: Deserialize<'a>>(op: &str, bytes: &'a [u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| RaskError::Serialization {
+        what: format!("parameters of op `{op}`"),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,53 @@
+//! Hooks into a running computation: progress bars, diagnostics, recording task states.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rask_error::RaskError;
+use rask_graph::{Graph, TaskId};
+
+use crate::TaskState;
+
+/// Called by executors around each task. Methods run on worker threads, outside the
+/// scheduler's lock, so they must be cheap and thread-safe.
+pub trait Callback: Send + Sync {
+    fn on_compute_start(&self, _graph: &Graph) {}
+    fn on_task_start(&self, _graph: &Graph, _id: TaskId) {}
+    fn on_task_finish(&self, _graph: &Graph, _id: TaskId, _nbytes: u64, _elapsed: Duration) {}
+    fn on_task_error(&self, _graph: &Graph, _id: TaskId, _error: &RaskError) {}
+    /// Called once, with the final state of every task.
+    fn on_compute_finish(&self, _graph: &Graph, _states: &[TaskState], _error: Option<&RaskError>) {}
+}
+
+/// A flag that stops a computation: no new task starts once it is set.
+#[derive(Clone, Default, Debug)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Interrupts every running computation in the process (what a Ctrl-C handler calls).
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::Release);
+}
+
+/// Clears a previous [`interrupt`], so later computations run.
+pub fn clear_interrupt() {
+    INTERRUPTED.store(false, Ordering::Release);
+}
+
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}

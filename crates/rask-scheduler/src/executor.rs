@@ -1,0 +1,306 @@
+//! The local executors: both drive [`SchedulerState`], one on the calling thread, one on a
+//! pool of threads sharing it behind a mutex.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rask_error::{RaskError, Result};
+use rask_graph::{Graph, TaskId, Value};
+
+use crate::callbacks::{CancelToken, Callback, interrupted};
+use crate::state::{SchedulerState, Status, TaskState};
+
+/// How to run a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// One thread, the caller's: deterministic order, easiest to debug.
+    Sync,
+    /// A pool of threads; `0` means one per available core.
+    Threads(usize),
+    /// [`Executor::Threads`] with one thread per core.
+    #[default]
+    Threaded,
+}
+
+impl Executor {
+    pub fn num_threads(self) -> usize {
+        match self {
+            Executor::Sync => 1,
+            Executor::Threads(0) | Executor::Threaded => {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+            Executor::Threads(n) => n,
+        }
+    }
+}
+
+/// Options for one run.
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    pub callbacks: Vec<Arc<dyn Callback>>,
+    pub cancel: CancelToken,
+    /// Memory budget in bytes for values held between tasks.
+    pub memory_limit: Option<u64>,
+}
+
+/// What a successful run returns.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// One value per requested output, in the order requested.
+    pub values: Vec<Value>,
+    pub stats: RunStats,
+}
+
+/// Figures about a finished run.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    pub tasks_run: usize,
+    pub peak_memory: u64,
+    /// Heap bytes held by the scheduler state machine.
+    pub scheduler_heap_bytes: usize,
+}
+
+/// Runs `graph` to produce `outputs`, ordering ready tasks by `priority`.
+pub fn run(
+    executor: Executor,
+    graph: &Graph,
+    outputs: &[TaskId],
+    priority: Vec<u32>,
+    opts: &RunOptions,
+) -> Result<RunOutput> {
+    let state = SchedulerState::new(graph, outputs, priority).with_memory_limit(opts.memory_limit);
+    let shared = Shared {
+        inner: Mutex::new(Inner {
+            values: vec![None; graph.len()],
+            error: None,
+            idle: 0,
+            state,
+        }),
+        wake: Condvar::new(),
+    };
+    for cb in &opts.callbacks {
+        cb.on_compute_start(graph);
+    }
+    let threads = executor.num_threads().max(1);
+    if threads == 1 || graph.len() <= 1 {
+        worker_loop(&shared, graph, opts);
+    } else {
+        std::thread::scope(|scope| {
+            for w in 1..threads {
+                let shared = &shared;
+                std::thread::Builder::new()
+                    .name(format!("rask-worker-{w}"))
+                    .spawn_scoped(scope, move || worker_loop(shared, graph, opts))
+                    .expect("spawning a worker thread");
+            }
+            worker_loop(&shared, graph, opts);
+        });
+    }
+    let mut inner = shared.inner.into_inner().unwrap_or_else(|p| p.into_inner());
+    let stats = RunStats {
+        tasks_run: inner.state.n_finished(),
+        peak_memory: inner.state.peak_memory(),
+        scheduler_heap_bytes: inner.state.heap_bytes(),
+    };
+    for cb in &opts.callbacks {
+        cb.on_compute_finish(graph, inner.state.states(), inner.error.as_ref());
+    }
+    if let Some(err) = inner.error.take() {
+        return Err(err);
+    }
+    if inner.state.status() != Status::Done {
+        return Err(RaskError::Cancelled(None));
+    }
+    let mut values = Vec::with_capacity(outputs.len());
+    for &o in outputs {
+        let v = inner.values[o as usize].clone().ok_or_else(|| {
+            RaskError::InvalidGraph(format!("output {} was not computed", graph.task(o).key))
+        })?;
+        values.push(v);
+    }
+    Ok(RunOutput { values, stats })
+}
+
+struct Inner {
+    state: SchedulerState,
+    values: Vec<Option<Value>>,
+    error: Option<RaskError>,
+    idle: usize,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
+    // A poisoned lock means a callback panicked while holding it; the state itself is only
+    // changed by code here, which does not panic mid-update, so carry on.
+    shared.inner.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One worker: take the best ready task, run it outside the lock, report back. The same loop
+/// serves the sync executor (one worker) and the threaded one (several).
+fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions) {
+    let timed = !opts.callbacks.is_empty();
+    let mut inputs: Vec<Value> = Vec::new();
+    let mut guard = lock(shared);
+    loop {
+        if opts.cancel.is_cancelled() || interrupted() {
+            guard.state.cancel();
+        }
+        if guard.state.is_finished() {
+            shared.wake.notify_all();
+            return;
+        }
+        let Some(id) = guard.state.pop_ready() else {
+            guard.idle += 1;
+            // The timeout only matters for cancellation, which nothing else signals.
+            guard = shared
+                .wake
+                .wait_timeout(guard, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            guard.idle -= 1;
+            continue;
+        };
+        let task = graph.task(id);
+        inputs.clear();
+        for &d in &task.deps {
+            match &guard.values[d as usize] {
+                Some(v) => inputs.push(v.clone()),
+                None => unreachable!("dependency {} of {} not in memory", graph.task(d).key, task.key),
+            }
+        }
+        // Wake an idle worker if more work is queued than this one takes.
+        if guard.idle > 0 && guard.state.has_ready() {
+            shared.wake.notify_one();
+        }
+        drop(guard);
+
+        for cb in &opts.callbacks {
+            cb.on_task_start(graph, id);
+        }
+        let started = timed.then(Instant::now);
+        let result = {
+            let _span = tracing::trace_span!("task", key = %task.key, op = task.op.name()).entered();
+            match catch_unwind(AssertUnwindSafe(|| task.op.execute(&inputs))) {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(RaskError::TaskFailed {
+                    key: task.key.to_string(),
+                    op: task.op.name().to_string(),
+                    source: Box::new(e),
+                }),
+                Err(payload) => Err(RaskError::TaskPanicked {
+                    key: task.key.to_string(),
+                    op: task.op.name().to_string(),
+                    message: panic_message(payload.as_ref()),
+                }),
+            }
+        };
+        inputs.clear();
+        match &result {
+            Ok(v) => {
+                let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+                for cb in &opts.callbacks {
+                    cb.on_task_finish(graph, id, v.nbytes() as u64, elapsed);
+                }
+            }
+            Err(e) => {
+                for cb in &opts.callbacks {
+                    cb.on_task_error(graph, id, e);
+                }
+            }
+        }
+
+        guard = lock(shared);
+        match result {
+            Ok(value) => {
+                let nbytes = value.nbytes() as u64;
+                guard.state.task_finished(id, nbytes);
+                if guard.state.state_of(id) == TaskState::Memory {
+                    guard.values[id as usize] = Some(value);
+                }
+                let Inner { state, values, .. } = &mut *guard;
+                for r in state.drain_released() {
+                    values[r as usize] = None;
+                }
+            }
+            Err(e) => {
+                guard.state.task_failed(id);
+                if guard.error.is_none() {
+                    guard.error = Some(e);
+                }
+                shared.wake.notify_all();
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// A computation running in the background. Dropping it cancels the computation: no new
+/// task starts, and the worker threads exit once their current task returns.
+pub struct ComputeHandle {
+    cancel: CancelToken,
+    join: Option<std::thread::JoinHandle<Result<RunOutput>>>,
+}
+
+impl ComputeHandle {
+    /// Starts running `graph` on background threads.
+    pub fn spawn(
+        executor: Executor,
+        graph: Arc<Graph>,
+        outputs: Vec<TaskId>,
+        priority: Vec<u32>,
+        mut opts: RunOptions,
+    ) -> ComputeHandle {
+        let cancel = opts.cancel.clone();
+        opts.cancel = cancel.clone();
+        let join = std::thread::Builder::new()
+            .name("rask-compute".into())
+            .spawn(move || run(executor, &graph, &outputs, priority, &opts))
+            .expect("spawning the compute thread");
+        ComputeHandle {
+            cancel,
+            join: Some(join),
+        }
+    }
+
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.join.as_ref().is_none_or(|j| j.is_finished())
+    }
+
+    /// Waits for the result.
+    pub fn wait(mut self) -> Result<RunOutput> {
+        let join = self.join.take().expect("waited once");
+        join.join().unwrap_or_else(|p| {
+            Err(RaskError::TaskPanicked {
+                key: "<scheduler>".into(),
+                op: "compute".into(),
+                message: panic_message(p.as_ref()),
+            })
+        })
+    }
+}
+
+impl Drop for ComputeHandle {
+    fn drop(&mut self) {
+        if self.join.is_some() {
+            self.cancel.cancel();
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! rask: Dask, done natively in Rust.
+//!
+//! Build lazy collections, and every operation becomes tasks in a graph; computing runs that
+//! graph on one scheduler core, on one thread or on every core.
+//!
+//! # The main types and how they relate
+//!
+//! - [`Delayed<T>`] is a value a task will produce. `#[rask::delayed]` functions and
+//!   [`delayed`] closures return one when called; arguments may be plain values or other
+//!   `Delayed`s; `+ - * / %` combine them. [`value`] wraps a plain value, [`sum`] and
+//!   [`tree_reduce`] combine many.
+//! - Every collection implements [`Collection`](rask_graph::Collection): it adds its
+//!   [`Layer`](rask_graph::Layer)s to a graph and turns its output values into a result.
+//!   Tuples and `Vec`s of collections are collections, so computing several at once shares
+//!   their intermediates.
+//! - [`prelude::ComputeExt`] gives every collection `.compute()`, `.persist()` and
+//!   `.visualize()`. Each compute builds a [`Plan`] (graph, optimizations, static order) and
+//!   runs it with the executor chosen in the [`Config`].
+//! - The graph types live in [`rask_graph`], the scheduler core and executors in
+//!   [`rask_scheduler`]; both are re-exported as [`graph`] and [`scheduler`].
+//!
+//! # Example: the Dask tutorial's first graph
+//!
+//! ```
+//! use rask::prelude::*;
+//!
+//! #[rask::delayed(pure)]
+//! fn inc(x: i64) -> i64 { x + 1 }
+//!
+//! #[rask::delayed(pure)]
+//! fn add(x: i64, y: i64) -> i64 { x + y }
+//!
+//! let x = inc(1);
+//! let y = inc(2);
+//! let z = add(&x, &y);
+//! assert_eq!(z.compute()?, 5);
+//! // Several outputs at once, sharing `x` and `y`:
+//! let (a, b) = (x.clone() * 10, z.clone()).compute()?;
+//! assert_eq!((a, b), (20, 5));
+//! # Ok::<(), rask::RaskError>(())
+//! ```
+
+mod compute;
+mod delayed;
+mod visualize;
+
+pub use compute::{Config, Persist, Plan, Progress, compute, compute_with, persist, persist_with, set_config};
+pub use delayed::{CallWith, ClosureFn, Delayed, DelayedFn, IntoArg, TryDelayedFn, delayed, sum, tree_reduce, try_delayed, value};
+pub use rask_error::{RaskError, Result, ResultExt};
+pub use rask_graph::{Data, Key, Value};
+pub use rask_macros::delayed;
+pub use rask_scheduler::{CancelToken, Executor};
+pub use visualize::{ColorBy, Visualization};
+
+pub use rask_graph as graph;
+pub use rask_scheduler as scheduler;
+
+/// What most programs need: `use rask::prelude::*;`.
+pub mod prelude {
+    pub use crate::compute::{ComputeExt, Persist};
+    pub use crate::{Config, Data, Delayed, Executor, RaskError, compute, delayed, value};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::delayed::{Arg, Call, Func};
+    use crate::{RaskError, Result, Value};
+
+    /// Clones argument `name` out of its value (moved out would need ownership of the Arc).
+    pub fn arg_owned<T: crate::Data>(v: &Value, name: &str) -> Result<T> {
+        v.get::<T>(&format_args!("argument `{name}`")).cloned()
+    }
+
+    pub fn arg_ref<'a, T: 'static>(v: &'a Value, name: &str) -> Result<&'a T> {
+        v.get::<T>(&format_args!("argument `{name}`"))
+    }
+
+    pub fn external(e: impl Into<rask_error::BoxError>) -> RaskError {
+        RaskError::external(e)
+    }
+}
