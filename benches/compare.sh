@@ -9,14 +9,19 @@
 #
 # Environment:
 #   RASK_BENCH_N        N values for the rask bench (default 100000,1000000);
-#                       passed to the Rust bench in its environment.
+#                       passed to the Rust bench in its environment, as is
+#                       RASK_BENCH_REPEATS (the bench's default: 5).
 #   DASK_BENCH_N        N values for Dask's delayed_inc_add (default 100000:
 #                       Dask at 1M takes many minutes).
-#   DASK_ORDER_N        N values for Dask's graph_build_order (default 1000000).
+#   DASK_ORDER_N        N values for Dask's graph_build_order (default
+#                       100000,1000000; about 5 minutes at 1M).
 #   DASK_BENCH_REPEATS  repeats per Dask measurement (default 3; graph_build_order 1).
 #   DASK_SCHEDULERS     Dask schedulers (default sync,threads).
 #   PYTHON              interpreter used to create benches/.venv (default python3;
 #                       the pins in peers/requirements.txt were checked on 3.11).
+#
+# With the defaults the Dask side takes about 10 minutes on a 2-core machine
+# (delayed_inc_add at 100k: ~4 min; graph_build_order at 1M: ~5 min).
 #
 # The peers live in benches/.venv (created on first run, reinstalled only when
 # peers/requirements.txt changes). All JSON records, rask's and the peers', go
@@ -63,7 +68,7 @@ run_rask() {
     local bench="$1"; shift
     log "rask: cargo bench -p rask-benches --bench $bench -- --json ($*)"
     (cd "$ROOT" && env "$@" cargo bench -p rask-benches --bench "$bench" -- --json) \
-        | "$VPY" "$REPORT" collect --impl rask --out "$OUT"
+        | "$VPY" "$REPORT" collect --impl rask --summary --out "$OUT"
 }
 
 # run_peer IMPL SCRIPT [ARGS...] -- a peer script's JSON lines into $OUT.
@@ -81,7 +86,7 @@ suite_delayed() {
     if [ "$DO_PEERS" = 1 ]; then
         run_peer dask dask_delayed.py --bench all \
             --n "${DASK_BENCH_N:-100000}" \
-            --order-n "${DASK_ORDER_N:-1000000}" \
+            --order-n "${DASK_ORDER_N:-100000,1000000}" \
             --repeats "${DASK_BENCH_REPEATS:-3}" \
             --schedulers "${DASK_SCHEDULERS:-sync,threads}"
     fi

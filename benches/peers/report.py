@@ -7,6 +7,7 @@ Used by benches/compare.sh:
       Keeps the lines of stdin that are JSON objects with a "bench" field, adds
       "impl" to those that lack it, and appends them to FILE. Every other line
       (cargo/criterion chatter, progress) is echoed to stderr and ignored.
+      --summary echoes a one-line summary of each record to stderr as well.
 
   report.py meta --suite NAME --out FILE.jsonl
       Appends one {"meta": ...} record (date, git commit, rustc, python, CPU).
@@ -80,8 +81,9 @@ def cmd_collect(a) -> int:
             out.write(json.dumps(rec) + "\n")
             out.flush()
             n += 1
-            sys.stderr.write(f"[{rec['impl']}] {summary(rec)}\n")
-            sys.stderr.flush()
+            if a.summary:
+                sys.stderr.write(f"[{rec['impl']}] {summary(rec)}\n")
+                sys.stderr.flush()
     if n == 0 and not a.allow_empty:
         sys.stderr.write(f"report.py collect: no benchmark records from {a.impl}\n")
         return 1
@@ -89,7 +91,11 @@ def cmd_collect(a) -> int:
 
 
 def summary(rec: dict) -> str:
-    parts = [str(rec.get("bench")), f"n={rec.get('n')}"]
+    parts = [str(rec.get("bench"))]
+    if rec.get("n") is not None:
+        parts.append(f"n={rec['n']}")
+    if isinstance(rec.get("rss_bytes"), (int, float)):
+        parts.append(f"peak RSS {rec['rss_bytes'] / 2**20:.0f} MB")
     if rec.get("scheduler"):
         parts.append(f"scheduler={rec['scheduler']}")
     if rec.get("variant"):
@@ -157,8 +163,12 @@ def norm_sched(s) -> str:
 
 
 def load(paths):
-    """-> (rows: {key: {impl: rec}}, key order, impl order, metas)"""
-    rows, keys, impls, metas = {}, [], [], []
+    """-> (rows: {key: {impl: rec}}, key order, impl order, metas, extras)
+
+    Records without a median_s (e.g. rask's whole-process {"bench":
+    "delayed_peak_rss", "rss_bytes": ...}) are not table rows: they go to extras.
+    """
+    rows, keys, impls, metas, extras = {}, [], [], [], []
     for path in paths:
         with open(path) as f:
             for lineno, line in enumerate(f, 1):
@@ -173,6 +183,9 @@ def load(paths):
                 if "bench" not in rec:
                     continue
                 impl = str(rec.get("impl") or BASELINE)
+                if not isinstance(rec.get("median_s"), (int, float)):
+                    extras.append((impl, rec))
+                    continue
                 key = (str(rec["bench"]), rec.get("n"), norm_sched(rec.get("scheduler")),
                        str(rec.get("variant") or ""))
                 if key not in rows:
@@ -181,7 +194,7 @@ def load(paths):
                 rows[key][impl] = rec
                 if impl not in impls:
                     impls.append(impl)
-    return rows, keys, impls, metas
+    return rows, keys, impls, metas, extras
 
 
 def fmt_s(v) -> str:
@@ -189,11 +202,7 @@ def fmt_s(v) -> str:
         return "-"
     if v >= 100:
         return f"{v:.0f}"
-    if v >= 1:
-        return f"{v:.2f}"
-    if v >= 0.001:
-        return f"{v:.4f}"
-    return f"{v:.2e}"
+    return f"{v:.3g}"
 
 
 def fmt_us(v) -> str:
@@ -214,7 +223,7 @@ def fmt_ratio(peer, base) -> str:
 
 
 def cmd_table(a) -> int:
-    rows, keys, impls, metas = load(a.files)
+    rows, keys, impls, metas, extras = load(a.files)
     if not keys:
         sys.stderr.write("report.py table: no benchmark records\n")
         return 1
@@ -231,9 +240,10 @@ def cmd_table(a) -> int:
     for p in peers:
         head += [f"{p} s", f"{p}/{BASELINE}"]
     head += [f"{BASELINE} us/task"] + [f"{p} us/task" for p in peers]
-    show_rss = any("peak_rss_mb" in r for row in rows.values() for r in row.values())
-    if show_rss:
-        head += [f"{BASELINE} MB"] + [f"{p} MB" for p in peers]
+    # Peak-RSS columns for the impls that report it per measurement.
+    rss_impls = [i for i in [BASELINE] + peers
+                 if any("peak_rss_mb" in row.get(i, {}) for row in rows.values())]
+    head += [f"{i} MB" for i in rss_impls]
 
     body, notes = [], []
     for k in keys:
@@ -245,7 +255,7 @@ def cmd_table(a) -> int:
             if tasks is None:
                 tasks = pt
             elif pt is not None and pt != tasks:
-                notes.append(f"{k[0]} n={k[1]} {k[2]}: task counts differ "
+                notes.append(f"{k[0]} n={k[1]}{' ' + k[2] if k[2] else ''}: task counts differ "
                              f"({BASELINE} {tasks}, {p} {pt})")
         cells = [k[0], str(k[1])] + ([k[3] or "-"] if show_variant else []) + \
                 [k[2] or "-", str(tasks) if tasks is not None else "-", fmt_s(base.get("median_s"))]
@@ -254,15 +264,15 @@ def cmd_table(a) -> int:
             cells += [fmt_s(med), fmt_ratio(med, base.get("median_s"))]
         cells += [fmt_us(us_per_task(base)) if base else "-"]
         cells += [fmt_us(us_per_task(row[p])) if p in row else "-" for p in peers]
-        if show_rss:
-            for impl in [BASELINE] + peers:
-                mb = row.get(impl, {}).get("peak_rss_mb")
-                cells.append(f"{mb:.0f}" if isinstance(mb, (int, float)) else "-")
+        for impl in rss_impls:
+            mb = row.get(impl, {}).get("peak_rss_mb")
+            cells.append(f"{mb:.0f}" if isinstance(mb, (int, float)) else "-")
         body.append(cells)
 
     if a.format == "markdown":
         print("| " + " | ".join(head) + " |")
-        print("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
+        text_cols = {"bench", "variant", "scheduler"}
+        print("|" + "|".join("---" if h in text_cols else "---:" for h in head) + "|")
         for cells in body:
             print("| " + " | ".join(cells) + " |")
     else:
@@ -279,6 +289,13 @@ def cmd_table(a) -> int:
     if peers:
         print(f"\n{'/'.join(peers)}/{BASELINE} = peer median time / {BASELINE} median time "
               f"(> 1: {BASELINE} is faster). Times are medians in seconds.")
+    if rss_impls:
+        print(f"{' / '.join(i + ' MB' for i in rss_impls)}: peak RSS of the process that ran "
+              "that measurement.")
+    for impl, rec in extras:
+        if isinstance(rec.get("rss_bytes"), (int, float)):
+            print(f"{impl} peak RSS of the whole bench process ({rec['bench']}): "
+                  f"{rec['rss_bytes'] / 2**20:.0f} MB")
     for m in metas[-1:]:
         bits = [m.get("date"), m.get("git_commit") and f"commit {m['git_commit']}"
                 + (" (dirty)" if m.get("git_dirty") else ""), m.get("cpu"),
@@ -300,6 +317,7 @@ def main(argv=None) -> int:
     c.add_argument("--impl", required=True, help="impl name for records lacking one")
     c.add_argument("--out", required=True)
     c.add_argument("--allow-empty", action="store_true")
+    c.add_argument("--summary", action="store_true", help="echo a one-line summary of each record")
     m = sub.add_parser("meta", help="append a run-metadata record")
     m.add_argument("--suite", required=True)
     m.add_argument("--out", required=True)

@@ -1,7 +1,7 @@
 //! Tasks and graphs.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rask_error::{RaskError, Result};
 use rustc_hash::FxHashMap;
@@ -80,6 +80,9 @@ impl Adjacency {
 pub struct Graph {
     tasks: Vec<Task>,
     index: FxHashMap<Key, TaskId>,
+    // Derived data, computed once: every pass and the scheduler need them.
+    dependents: OnceLock<Adjacency>,
+    topological: OnceLock<Vec<TaskId>>,
 }
 
 impl Graph {
@@ -117,7 +120,7 @@ impl Graph {
                 deps,
             });
         }
-        let graph = Graph { tasks, index };
+        let graph = Graph::from_parts(tasks, index);
         graph.check_acyclic()?;
         Ok(graph)
     }
@@ -130,11 +133,21 @@ impl Graph {
         for (i, t) in tasks.iter().enumerate() {
             index.insert(t.key.clone(), i as TaskId);
         }
-        Graph { tasks, index }
+        Graph::from_parts(tasks, index)
     }
 
     pub(crate) fn from_parts(tasks: Vec<Task>, index: FxHashMap<Key, TaskId>) -> Graph {
-        Graph { tasks, index }
+        Graph {
+            tasks,
+            index,
+            dependents: OnceLock::new(),
+            topological: OnceLock::new(),
+        }
+    }
+
+    /// Takes the tasks out (optimizations rebuild graphs without cloning keys and ops).
+    pub fn into_tasks(self) -> Vec<Task> {
+        self.tasks
     }
 
     pub fn len(&self) -> usize {
@@ -179,8 +192,12 @@ impl Graph {
         Adjacency { offsets, targets }
     }
 
-    /// Dependents of every task, each list in increasing id order.
-    pub fn dependents(&self) -> Adjacency {
+    /// Dependents of every task, each list in increasing id order (computed once).
+    pub fn dependents(&self) -> &Adjacency {
+        self.dependents.get_or_init(|| self.compute_dependents())
+    }
+
+    fn compute_dependents(&self) -> Adjacency {
         let n = self.tasks.len();
         let mut counts = vec![0u32; n + 1];
         for t in &self.tasks {
@@ -205,7 +222,15 @@ impl Graph {
     }
 
     /// A topological order (dependencies first), or an error naming the keys along a cycle.
-    pub fn topological_order(&self) -> Result<Vec<TaskId>> {
+    pub fn topological_order(&self) -> Result<&[TaskId]> {
+        if let Some(t) = self.topological.get() {
+            return Ok(t);
+        }
+        let order = self.compute_topological_order()?;
+        Ok(self.topological.get_or_init(|| order))
+    }
+
+    fn compute_topological_order(&self) -> Result<Vec<TaskId>> {
         let n = self.tasks.len();
         let dependents = self.dependents();
         let mut missing: Vec<u32> = self.tasks.iter().map(|t| t.deps.len() as u32).collect();
@@ -276,6 +301,8 @@ impl Graph {
             }
         }
         bytes += self.index.capacity() * (std::mem::size_of::<Key>() + 4 + 1);
+        bytes += self.dependents.get().map_or(0, |a| a.heap_bytes());
+        bytes += self.topological.get().map_or(0, |t| t.capacity() * 4);
         bytes
     }
 }

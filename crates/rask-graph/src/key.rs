@@ -14,28 +14,76 @@ pub type BlockIndex = SmallVec<[u32; 4]>;
 /// The name of a task: a readable prefix (the op) and a token, such as `inc-3fa2...`.
 ///
 /// All blocks of one layer share one name, so the name is reference-counted and cloning a key
-/// never copies the string.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyName(Arc<str>);
+/// never copies the string. The name's hash is computed once: graphs of millions of tasks hash
+/// and compare keys constantly, and touching the string each time would miss the cache.
+#[derive(Clone)]
+pub struct KeyName {
+    hash: u64,
+    text: Arc<str>,
+}
+
+impl PartialEq for KeyName {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && (Arc::ptr_eq(&self.text, &other.text) || self.text == other.text)
+    }
+}
+
+impl Eq for KeyName {}
+
+impl std::hash::Hash for KeyName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl PartialOrd for KeyName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
 
 impl KeyName {
     /// `prefix-<token hex>`.
     pub fn from_token(prefix: &str, token: Token) -> Self {
-        KeyName(Arc::from(format!("{prefix}-{token}")))
+        // Format into a stack buffer: one allocation (the Arc) per name.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 32];
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = HEX[((token.0 >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        let hex = std::str::from_utf8(&buf).expect("hex digits are ASCII");
+        let mut text = String::with_capacity(prefix.len() + 33);
+        text.push_str(prefix);
+        text.push('-');
+        text.push_str(hex);
+        KeyName {
+            hash: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+            text: Arc::from(text),
+        }
     }
 
     /// A name taken verbatim (for graphs written by hand).
     pub fn new(name: impl AsRef<str>) -> Self {
-        KeyName(Arc::from(name.as_ref()))
+        let name = name.as_ref();
+        KeyName {
+            hash: xxhash_rust::xxh3::xxh3_64(name.as_bytes()),
+            text: Arc::from(name),
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The readable part of the name: everything before a trailing `-<32 hex digits>` token.
     pub fn prefix(&self) -> &str {
-        let s: &str = &self.0;
+        let s: &str = &self.text;
         match s.rsplit_once('-') {
             Some((p, tok)) if tok.len() == 32 && tok.bytes().all(|b| b.is_ascii_hexdigit()) => p,
             _ => s,
@@ -45,13 +93,13 @@ impl KeyName {
 
 impl fmt::Debug for KeyName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&*self.text, f)
     }
 }
 
 impl fmt::Display for KeyName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 

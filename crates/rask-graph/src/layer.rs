@@ -77,8 +77,10 @@ pub trait Collection {
 #[derive(Default)]
 pub struct GraphBuilder {
     seen_layers: FxHashSet<usize>,
-    pending: Vec<Arc<Layer>>,
-    specs: Vec<TaskSpec>,
+    stack: Vec<Arc<Layer>>,
+    layers: Vec<Arc<Layer>>,
+    /// Task id -> (layer, task within the layer).
+    entries: Vec<(u32, u32)>,
     index: FxHashMap<Key, TaskId>,
 }
 
@@ -88,20 +90,27 @@ impl GraphBuilder {
     }
 
     /// Adds a layer and, transitively, every layer it depends on. Tasks whose key is already
-    /// present are skipped (equal keys mean equal computations).
+    /// present are skipped: equal keys mean equal computations, and a single-task layer whose
+    /// key is present needs none of its inputs (a persisted value, say, replaces its inputs).
     pub fn add_layer(&mut self, layer: &Arc<Layer>) {
-        self.pending.push(layer.clone());
-        while let Some(layer) = self.pending.pop() {
-            if !self.seen_layers.insert(Arc::as_ptr(&layer) as usize) {
+        self.stack.push(layer.clone());
+        while let Some(layer) = self.stack.pop() {
+            if layer.tasks.len() == 1 {
+                if self.index.contains_key(&layer.tasks[0].key) {
+                    continue;
+                }
+            } else if !self.seen_layers.insert(Arc::as_ptr(&layer) as usize) {
                 continue;
             }
-            for spec in &layer.tasks {
-                if !self.index.contains_key(&spec.key) {
-                    self.index.insert(spec.key.clone(), self.specs.len() as TaskId);
-                    self.specs.push(spec.clone());
+            let layer_idx = self.layers.len() as u32;
+            for (task_idx, spec) in layer.tasks.iter().enumerate() {
+                if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(spec.key.clone()) {
+                    e.insert(self.entries.len() as TaskId);
+                    self.entries.push((layer_idx, task_idx as u32));
                 }
             }
-            self.pending.extend(layer.deps.iter().cloned());
+            self.stack.extend(layer.deps.iter().cloned());
+            self.layers.push(layer);
         }
     }
 
@@ -110,8 +119,7 @@ impl GraphBuilder {
         if self.index.contains_key(&spec.key) {
             return Err(RaskError::InvalidGraph(format!("duplicate key {}", spec.key)));
         }
-        self.index.insert(spec.key.clone(), self.specs.len() as TaskId);
-        self.specs.push(spec);
+        self.add_layer(&Layer::single(spec, Vec::new()));
         Ok(())
     }
 
@@ -120,19 +128,25 @@ impl GraphBuilder {
     }
 
     pub fn len(&self) -> usize {
-        self.specs.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.specs.is_empty()
+        self.entries.is_empty()
     }
 
     /// Resolves dependencies and validates the graph: a key that no task produces, or a
     /// cycle, is an error naming the keys.
     pub fn build(self) -> Result<Graph> {
-        let GraphBuilder { specs, index, .. } = self;
-        let mut tasks = Vec::with_capacity(specs.len());
-        for spec in specs {
+        let GraphBuilder {
+            layers,
+            entries,
+            index,
+            ..
+        } = self;
+        let mut tasks = Vec::with_capacity(entries.len());
+        for &(l, t) in &entries {
+            let spec = &layers[l as usize].tasks[t as usize];
             let mut deps: SmallVec<[TaskId; 2]> = SmallVec::with_capacity(spec.deps.len());
             for d in &spec.deps {
                 match index.get(d) {
@@ -146,8 +160,8 @@ impl GraphBuilder {
                 }
             }
             tasks.push(Task {
-                key: spec.key,
-                op: spec.op,
+                key: spec.key.clone(),
+                op: spec.op.clone(),
                 deps,
             });
         }

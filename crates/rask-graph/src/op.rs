@@ -174,9 +174,11 @@ impl Op for Composite {
         // Portable only when every step is.
         let mut wire = Vec::with_capacity(self.steps.len());
         for s in &self.steps {
+            // A step that is itself a composite goes under `COMPOSITE_OP`, not its own name.
+            let (name, params) = OpRegistry::encode(&*s.op).ok()?;
             wire.push(WireStep {
-                name: s.op.name().to_string(),
-                params: s.op.params()?,
+                name,
+                params,
                 args: s.args.to_vec(),
             });
         }

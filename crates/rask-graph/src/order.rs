@@ -30,7 +30,7 @@ pub fn order(graph: &Graph) -> Vec<u32> {
     // decreasing, are n_0 >= n_1 >= ... needs max_k(n_k + k).
     let mut need = vec![1u32; n];
     let mut scratch: Vec<u32> = Vec::new();
-    for &id in &topo {
+    for &id in topo {
         let deps = &graph.task(id).deps;
         if deps.is_empty() {
             continue;

@@ -121,7 +121,7 @@ impl<T: Data> Data for Option<T> {
     }
 }
 
-impl<T: Data + ?Sized> Data for Arc<T> {
+impl<T: Data> Data for Arc<T> {
     fn nbytes(&self) -> usize {
         (**self).nbytes()
     }

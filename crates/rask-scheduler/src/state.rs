@@ -72,7 +72,7 @@ impl SchedulerState {
         let n = graph.len();
         assert_eq!(priority.len(), n, "one priority per task");
         let deps = graph.dependencies();
-        let dependents = graph.dependents();
+        let dependents = graph.dependents().clone();
         let mut by_priority = vec![0; n];
         for (id, &p) in priority.iter().enumerate() {
             by_priority[p as usize] = id as TaskId;

@@ -1,8 +1,9 @@
 use crate::graph::{Task, TaskId};
+use crate::optimize::renumber;
 use crate::Graph;
 
 /// Keeps only the tasks the outputs depend on (and the outputs), in their original order.
-pub fn cull(graph: &Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
+pub fn cull(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let n = graph.len();
     let mut keep = vec![false; n];
     let mut stack: Vec<TaskId> = outputs.to_vec();
@@ -13,27 +14,9 @@ pub fn cull(graph: &Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
         stack.extend(graph.task(id).deps.iter().copied().filter(|&d| !keep[d as usize]));
     }
     if keep.iter().all(|&k| k) {
-        return (graph.clone(), outputs.to_vec());
+        return (graph, outputs.to_vec());
     }
-    let mut new_id = vec![u32::MAX; n];
-    let mut kept = 0u32;
-    for (i, &k) in keep.iter().enumerate() {
-        if k {
-            new_id[i] = kept;
-            kept += 1;
-        }
-    }
-    let tasks: Vec<Task> = graph
-        .tasks()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| keep[*i])
-        .map(|(_, t)| Task {
-            key: t.key.clone(),
-            op: t.op.clone(),
-            deps: t.deps.iter().map(|&d| new_id[d as usize]).collect(),
-        })
-        .collect();
-    let out = outputs.iter().map(|&o| new_id[o as usize]).collect();
-    (Graph::from_tasks_unchecked(tasks), out)
+    let drop: Vec<bool> = keep.iter().map(|&k| !k).collect();
+    let tasks: Vec<Task> = graph.into_tasks();
+    renumber(tasks, &drop, outputs)
 }

@@ -1,6 +1,6 @@
 use crate::graph::{Task, TaskId};
 use crate::optimize::compose::compose;
-use crate::optimize::output_mask;
+use crate::optimize::{output_mask, renumber};
 use crate::Graph;
 
 /// Fuses linear chains into single tasks.
@@ -8,7 +8,7 @@ use crate::Graph;
 /// `a` folds into `b` when `b` is `a`'s only dependent, `a` is `b`'s only dependency, and `a`
 /// is not a requested output. The fused task keeps the key of the chain's last task, so
 /// everything downstream still finds it.
-pub fn fuse_linear(graph: &Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
+pub fn fuse_linear(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let n = graph.len();
     let is_output = output_mask(n, outputs);
     let dependents = graph.dependents();
@@ -24,43 +24,20 @@ pub fn fuse_linear(graph: &Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
         })
         .collect();
     if !absorbed.iter().any(|&x| x) {
-        return (graph.clone(), outputs.to_vec());
+        return (graph, outputs.to_vec());
     }
 
-    let topo = graph
-        .topological_order()
-        .expect("a validated graph is acyclic");
-    let mut ops: Vec<_> = graph.tasks().iter().map(|t| t.op.clone()).collect();
-    let mut deps: Vec<_> = graph.tasks().iter().map(|t| t.deps.clone()).collect();
+    let topo: Vec<TaskId> = graph.topological_order().expect("a validated graph is acyclic").to_vec();
+    let mut tasks: Vec<Task> = graph.into_tasks();
     for &id in &topo {
         let i = id as usize;
-        if deps[i].len() == 1 && absorbed[deps[i][0] as usize] {
-            let p = deps[i][0];
-            let (op, new_deps) = compose(p, &ops[p as usize], &deps[p as usize], &ops[i], &deps[i]);
-            ops[i] = op;
-            deps[i] = new_deps;
+        if tasks[i].deps.len() == 1 && absorbed[tasks[i].deps[0] as usize] {
+            let p = tasks[i].deps[0];
+            let producer = &tasks[p as usize];
+            let (op, deps) = compose(p, &producer.op, &producer.deps, &tasks[i].op, &tasks[i].deps);
+            tasks[i].op = op;
+            tasks[i].deps = deps;
         }
     }
-
-    let mut new_id = vec![u32::MAX; n];
-    let mut kept = 0u32;
-    for i in 0..n {
-        if !absorbed[i] {
-            new_id[i] = kept;
-            kept += 1;
-        }
-    }
-    let mut tasks = Vec::with_capacity(kept as usize);
-    for (i, t) in graph.tasks().iter().enumerate() {
-        if absorbed[i] {
-            continue;
-        }
-        tasks.push(Task {
-            key: t.key.clone(),
-            op: ops[i].clone(),
-            deps: deps[i].iter().map(|&d| new_id[d as usize]).collect(),
-        });
-    }
-    let out = outputs.iter().map(|&o| new_id[o as usize]).collect();
-    (Graph::from_tasks_unchecked(tasks), out)
+    renumber(tasks, &absorbed, outputs)
 }

@@ -19,7 +19,7 @@ pub use cull::cull;
 pub use fuse::fuse_linear;
 pub use inline::inline_cheap;
 
-use crate::graph::TaskId;
+use crate::graph::{Task, TaskId};
 use crate::Graph;
 
 /// Which optimizations [`optimize`] runs.
@@ -44,13 +44,13 @@ impl Default for OptimizeOptions {
 pub fn optimize(graph: Graph, outputs: &[TaskId], opts: OptimizeOptions) -> (Graph, Vec<TaskId>) {
     let (mut g, mut out) = (graph, outputs.to_vec());
     if opts.cull {
-        (g, out) = cull(&g, &out);
+        (g, out) = cull(g, &out);
     }
     if opts.inline {
-        (g, out) = inline_cheap(&g, &out);
+        (g, out) = inline_cheap(g, &out);
     }
     if opts.fuse {
-        (g, out) = fuse_linear(&g, &out);
+        (g, out) = fuse_linear(g, &out);
     }
     (g, out)
 }
@@ -62,4 +62,30 @@ pub(crate) fn output_mask(n: usize, outputs: &[TaskId]) -> Vec<bool> {
         mask[o as usize] = true;
     }
     mask
+}
+
+/// Drops the tasks marked in `removed`, renumbering the rest (and their dependencies and the
+/// outputs) densely in their original order.
+pub(crate) fn renumber(tasks: Vec<Task>, removed: &[bool], outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
+    let mut new_id = vec![u32::MAX; tasks.len()];
+    let mut kept = 0u32;
+    for (i, &r) in removed.iter().enumerate() {
+        if !r {
+            new_id[i] = kept;
+            kept += 1;
+        }
+    }
+    let mut out_tasks = Vec::with_capacity(kept as usize);
+    for (i, mut t) in tasks.into_iter().enumerate() {
+        if removed[i] {
+            continue;
+        }
+        for d in t.deps.iter_mut() {
+            debug_assert_ne!(new_id[*d as usize], u32::MAX, "a kept task reads a removed one");
+            *d = new_id[*d as usize];
+        }
+        out_tasks.push(t);
+    }
+    let out = outputs.iter().map(|&o| new_id[o as usize]).collect();
+    (Graph::from_tasks_unchecked(out_tasks), out)
 }

@@ -120,7 +120,11 @@ impl Op for SumConst {
         Ok(Value::new(s))
     }
     fn cost(&self) -> Cost {
-        if self.cheap { Cost::Cheap } else { Cost::Normal }
+        if self.cheap {
+            Cost::Cheap
+        } else {
+            Cost::Normal
+        }
     }
 }
 
@@ -133,7 +137,11 @@ pub fn op<O: Op>(o: O) -> Arc<dyn Op> {
 }
 
 pub fn spec(key: &str, op: Arc<dyn Op>, deps: &[&str]) -> TaskSpec {
-    TaskSpec::new(Key::named(key), op, deps.iter().map(|&d| Key::named(d)).collect())
+    TaskSpec::new(
+        Key::named(key),
+        op,
+        deps.iter().map(|&d| Key::named(d)).collect(),
+    )
 }
 
 pub fn keys(names: &[&str]) -> Vec<Key> {
@@ -165,13 +173,15 @@ pub fn evaluate_in(graph: &Graph, order: &[TaskId]) -> Vec<Value> {
             .deps
             .iter()
             .map(|&d| {
-                vals[d as usize]
-                    .clone()
-                    .unwrap_or_else(|| panic!("{} runs before its input {}", t.key, graph.task(d).key))
+                vals[d as usize].clone().unwrap_or_else(|| {
+                    panic!("{} runs before its input {}", t.key, graph.task(d).key)
+                })
             })
             .collect();
         assert!(vals[id as usize].is_none(), "{} runs twice", t.key);
-        let out = t.op.execute(&inputs).unwrap_or_else(|e| panic!("{} failed: {e}", t.key));
+        let out =
+            t.op.execute(&inputs)
+                .unwrap_or_else(|e| panic!("{} failed: {e}", t.key));
         vals[id as usize] = Some(out);
     }
     vals.into_iter()
@@ -183,7 +193,9 @@ pub fn evaluate_in(graph: &Graph, order: &[TaskId]) -> Vec<Value> {
 /// The `i64` values of the given tasks.
 pub fn int_values(graph: &Graph, ids: &[TaskId]) -> Vec<i64> {
     let vals = evaluate(graph);
-    ids.iter().map(|&id| *vals[id as usize].get::<i64>(&graph.task(id).key).unwrap()).collect()
+    ids.iter()
+        .map(|&id| *vals[id as usize].get::<i64>(&graph.task(id).key).unwrap())
+        .collect()
 }
 
 /// Rebuilds a graph from its own tasks through `Graph::from_specs`: checks that keys are

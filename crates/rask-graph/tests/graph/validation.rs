@@ -13,10 +13,17 @@ fn invalid_graph_message(err: RaskError) -> String {
 
 /// Parses `cycle through keys a -> b -> c -> a (...)` into `[a, b, c, a]`.
 fn cycle_keys(message: &str) -> Vec<String> {
-    let start = message.find("cycle through keys ").expect("message names the cycle")
+    let start = message
+        .find("cycle through keys ")
+        .expect("message names the cycle")
         + "cycle through keys ".len();
-    let end = message[start..].find(" (").map_or(message.len(), |e| start + e);
-    message[start..end].split(" -> ").map(str::to_string).collect()
+    let end = message[start..]
+        .find(" (")
+        .map_or(message.len(), |e| start + e);
+    message[start..end]
+        .split(" -> ")
+        .map(str::to_string)
+        .collect()
 }
 
 /// Checks that `cycle` is closed, that each key depends on the next in `edges`, and that it
@@ -58,8 +65,11 @@ fn from_specs_rejects_cycle_naming_its_keys() {
 #[test]
 fn from_specs_rejects_self_loop() {
     let msg = invalid_graph_message(
-        Graph::from_specs([spec("ok", op(Const(1)), &[]), spec("selfish", op(Add), &["selfish", "ok"])])
-            .unwrap_err(),
+        Graph::from_specs([
+            spec("ok", op(Const(1)), &[]),
+            spec("selfish", op(Add), &["selfish", "ok"]),
+        ])
+        .unwrap_err(),
     );
     assert_eq!(cycle_keys(&msg), ["selfish", "selfish"], "{msg}");
 }
@@ -73,7 +83,10 @@ fn from_specs_rejects_missing_dependency() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RaskError::InvalidGraph(_)), "{err:?}");
-    assert!(msg.contains("needs-ghost") && msg.contains("ghost-key"), "{msg}");
+    assert!(
+        msg.contains("needs-ghost") && msg.contains("ghost-key"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -86,7 +99,10 @@ fn from_specs_rejects_duplicate_key() {
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RaskError::InvalidGraph(_)), "{err:?}");
-    assert!(msg.contains("twice-made") && !msg.contains("other"), "{msg}");
+    assert!(
+        msg.contains("twice-made") && !msg.contains("other"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -99,14 +115,24 @@ fn block_keys_are_named_in_dask_spelling() {
     )])
     .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("('blocks', 0, 1)") && msg.contains("sum"), "{msg}");
+    assert!(
+        msg.contains("('blocks', 0, 1)") && msg.contains("sum"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn builder_rejects_cycle_across_layers() {
-    let edges = [("loop-x", "loop-y"), ("loop-y", "loop-z"), ("loop-z", "loop-x")];
+    let edges = [
+        ("loop-x", "loop-y"),
+        ("loop-y", "loop-z"),
+        ("loop-z", "loop-x"),
+    ];
     let first = Layer::new(
-        vec![spec("loop-x", op(Inc), &["loop-y"]), spec("loop-y", op(Inc), &["loop-z"])],
+        vec![
+            spec("loop-x", op(Inc), &["loop-y"]),
+            spec("loop-y", op(Inc), &["loop-z"]),
+        ],
         vec![],
     );
     let second = Layer::single(spec("loop-z", op(Inc), &["loop-x"]), vec![first]);
