@@ -1,0 +1,6 @@
+//! The Dask tutorial's workloads, written once and used three ways: by the runnable examples
+//! in this folder (`cargo run -p rask-examples --example delayed_inc_add`), by `rask demo`,
+//! and by the end-to-end tests in `tests/`.
+
+pub mod delayed_tutorial;
+pub mod rng;

@@ -1,1 +1,198 @@
-fn main() {}
+//! The `rask` command.
+//!
+//! `rask demo` runs the Dask tutorial's workloads on the local scheduler with generated data,
+//! showing results, timings and (on a terminal) progress bars.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use rask::prelude::*;
+use rask::{Plan, Progress};
+use rask_examples::delayed_tutorial as tutorial;
+
+#[derive(Parser)]
+#[command(name = "rask", version, about = "Dask, done natively in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for tracing output on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the tutorial workloads on the local scheduler and print results and timings.
+    Demo {
+        /// Executor to run on.
+        #[arg(long, value_enum, default_value_t = ExecutorArg::Threads)]
+        executor: ExecutorArg,
+        /// Sleep in each "slow" tutorial function, in milliseconds (the tutorial uses 1000).
+        #[arg(long, default_value_t = 500)]
+        pause_ms: u64,
+        /// Number of `inc` tasks in the overhead workload (plus a tree of `add`s).
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Write the tree-reduction graph as SVG (or DOT, by extension) to this file.
+        #[arg(long)]
+        svg: Option<std::path::PathBuf>,
+        /// Shorter pauses and fewer tasks, for a quick check.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExecutorArg {
+    Sync,
+    Threads,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    // Ctrl-C stops running computations cleanly: no new task starts, workers are joined.
+    ctrlc::set_handler(|| {
+        eprintln!("\ninterrupted: cancelling");
+        rask::scheduler::interrupt();
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    match cli.command {
+        Command::Demo {
+            executor,
+            pause_ms,
+            tasks,
+            svg,
+            quick,
+        } => {
+            let executor = match executor {
+                ExecutorArg::Sync => Executor::Sync,
+                ExecutorArg::Threads => Executor::Threaded,
+            };
+            let (pause, tasks) = if quick {
+                (Duration::from_millis(pause_ms.min(50)), tasks.min(20_000))
+            } else {
+                (Duration::from_millis(pause_ms), tasks)
+            };
+            demo(executor, pause, tasks, svg)
+        }
+    }
+}
+
+fn demo(
+    executor: Executor,
+    pause: Duration,
+    n_tasks: usize,
+    svg: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let config = Config::builtin().with_executor(executor);
+    let threads = executor.num_threads();
+    println!(
+        "rask demo: {threads} thread(s), slow functions sleep {} ms\n",
+        pause.as_millis()
+    );
+    let mut rows: Vec<(String, String, Duration, Option<Duration>)> = Vec::new();
+
+    let step = tutorial::inc_add(pause, &config)?;
+    println!("1. add(inc(1), inc(2)) = {}", step.value);
+    rows.push((
+        "inc/add".into(),
+        step.value.to_string(),
+        step.parallel,
+        Some(step.sequential),
+    ));
+
+    let data: Vec<i64> = (1..=8).collect();
+    let step = tutorial::parallel_loop(&data, pause, &config)?;
+    println!("2. sum(inc(x) for x in 1..=8) = {}", step.value);
+    rows.push((
+        "for-loop".into(),
+        step.value.to_string(),
+        step.parallel,
+        Some(step.sequential),
+    ));
+
+    let data: Vec<i64> = (1..=10).collect();
+    let step = tutorial::control_flow(&data, pause, &config)?;
+    println!(
+        "3. sum(double(x) if even else inc(x) for x in 1..=10) = {}",
+        step.value
+    );
+    rows.push((
+        "control flow".into(),
+        step.value.to_string(),
+        step.parallel,
+        Some(step.sequential),
+    ));
+
+    let data: Vec<i64> = (1..=8).collect();
+    let (step, picture) = tutorial::tree_reduction(&data, pause / 4, &config)?;
+    println!("4. tree reduction over inc(1..=8) = {}", step.value);
+    rows.push((
+        "tree reduction".into(),
+        step.value.to_string(),
+        step.parallel,
+        Some(step.sequential),
+    ));
+    if let Some(path) = &svg {
+        picture.save(path)?;
+        println!("   graph written to {}", path.display());
+    }
+
+    let (batches, per_batch) = (64, 500_000);
+    let t = Instant::now();
+    let pi = tutorial::monte_carlo_pi(batches, per_batch, 7, &config)?;
+    let lazy = t.elapsed();
+    let t = Instant::now();
+    let eager = tutorial::monte_carlo_pi_eager(batches, per_batch, 7);
+    let eager_t = t.elapsed();
+    anyhow::ensure!(pi == eager, "lazy and eager estimates differ");
+    println!(
+        "5. Monte-Carlo pi from {} points = {pi:.5}",
+        batches * per_batch
+    );
+    rows.push((
+        "monte-carlo pi".into(),
+        format!("{pi:.5}"),
+        lazy,
+        Some(eager_t),
+    ));
+
+    // Scheduling overhead: n independent `inc`s and a pairwise tree of `add`s.
+    let total = tutorial::tree_sum(&(0..n_tasks as i64).collect::<Vec<_>>(), Duration::ZERO)?;
+    let t = Instant::now();
+    let plan = Plan::new(&total, config.optimize)?;
+    let n_graph = plan.graph.len();
+    let (values, _) = plan.run(&config.clone().with_progress(Progress::Auto))?;
+    let elapsed = t.elapsed();
+    let sum = *values[0].get::<i64>(&"total")?;
+    let expected: i64 = (0..n_tasks as i64).map(|x| x + 1).sum();
+    anyhow::ensure!(
+        sum == expected,
+        "overhead workload gave {sum}, expected {expected}"
+    );
+    println!(
+        "6. {n_graph} trivial tasks in {:.1} ms = {:.2} us/task",
+        elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / n_graph as f64
+    );
+    rows.push((format!("{n_graph} tasks"), sum.to_string(), elapsed, None));
+
+    println!(
+        "\n{:<16} {:>14} {:>10} {:>12}",
+        "workload", "result", "rask", "sequential"
+    );
+    for (name, result, t, seq) in rows {
+        let seq = seq.map_or_else(|| "-".to_string(), |s| format!("{:.3} s", s.as_secs_f64()));
+        println!(
+            "{name:<16} {result:>14} {:>8.3} s {seq:>12}",
+            t.as_secs_f64()
+        );
+    }
+    Ok(())
+}

@@ -214,11 +214,7 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("inc-abc") && text.contains("`inc`") && text.contains("boom"));
         assert!(!err.is_cancelled());
-        assert!(
-            RaskError::Cancelled(None)
-                .context("compute")
-                .is_cancelled()
-        );
+        assert!(RaskError::Cancelled(None).context("compute").is_cancelled());
     }
 
     #[test]

@@ -17,12 +17,16 @@ pub type TaskId = u32;
 pub struct TaskSpec {
     pub key: Key,
     pub op: Arc<dyn Op>,
-    pub deps: Vec<Key>,
+    pub deps: SmallVec<[Key; 2]>,
 }
 
 impl TaskSpec {
-    pub fn new(key: Key, op: Arc<dyn Op>, deps: Vec<Key>) -> Self {
-        TaskSpec { key, op, deps }
+    pub fn new(key: Key, op: Arc<dyn Op>, deps: impl IntoIterator<Item = Key>) -> Self {
+        TaskSpec {
+            key,
+            op,
+            deps: deps.into_iter().collect(),
+        }
     }
 }
 
@@ -234,7 +238,9 @@ impl Graph {
         let n = self.tasks.len();
         let dependents = self.dependents();
         let mut missing: Vec<u32> = self.tasks.iter().map(|t| t.deps.len() as u32).collect();
-        let mut order: Vec<TaskId> = (0..n as TaskId).filter(|&i| missing[i as usize] == 0).collect();
+        let mut order: Vec<TaskId> = (0..n as TaskId)
+            .filter(|&i| missing[i as usize] == 0)
+            .collect();
         let mut head = 0;
         while head < order.len() {
             let id = order[head];
@@ -311,8 +317,17 @@ impl fmt::Debug for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut l = f.debug_list();
         for t in &self.tasks {
-            let deps: Vec<String> = t.deps.iter().map(|&d| self.tasks[d as usize].key.to_string()).collect();
-            l.entry(&format_args!("{} = {}({})", t.key, t.op.name(), deps.join(", ")));
+            let deps: Vec<String> = t
+                .deps
+                .iter()
+                .map(|&d| self.tasks[d as usize].key.to_string())
+                .collect();
+            l.entry(&format_args!(
+                "{} = {}({})",
+                t.key,
+                t.op.name(),
+                deps.join(", ")
+            ));
         }
         l.finish()
     }

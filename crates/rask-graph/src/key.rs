@@ -58,14 +58,19 @@ impl KeyName {
             *b = HEX[((token.0 >> (124 - 4 * i)) & 0xf) as usize];
         }
         let hex = std::str::from_utf8(&buf).expect("hex digits are ASCII");
-        let mut text = String::with_capacity(prefix.len() + 33);
-        text.push_str(prefix);
-        text.push('-');
-        text.push_str(hex);
-        KeyName {
-            hash: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
-            text: Arc::from(text),
+        let mut stack = [0u8; 96];
+        let len = prefix.len() + 33;
+        if len <= stack.len() {
+            stack[..prefix.len()].copy_from_slice(prefix.as_bytes());
+            stack[prefix.len()] = b'-';
+            stack[prefix.len() + 1..len].copy_from_slice(hex.as_bytes());
+            let text = std::str::from_utf8(&stack[..len]).expect("prefix and hex are UTF-8");
+            return KeyName {
+                hash: xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
+                text: Arc::from(text),
+            };
         }
+        KeyName::new(format!("{prefix}-{hex}"))
     }
 
     /// A name taken verbatim (for graphs written by hand).

@@ -8,6 +8,7 @@
 //! by key and produces one [`Graph`].
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rask_error::{RaskError, Result};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -18,21 +19,34 @@ use crate::{Graph, Key, Value};
 
 /// The tasks one operation added, and the layers they read from.
 pub struct Layer {
-    tasks: Vec<TaskSpec>,
-    deps: Vec<Arc<Layer>>,
+    tasks: SmallVec<[TaskSpec; 1]>,
+    deps: SmallVec<[Arc<Layer>; 2]>,
+    /// Scratch slot for the [`GraphBuilder`] flattening this layer: `builder id << 32 | task
+    /// id` of its single task. Resolving a dependency through it is one pointer hop instead of
+    /// a hash lookup in a table of millions of keys.
+    builder_tag: AtomicU64,
 }
 
 impl Layer {
     /// A layer of tasks. Every key that `tasks` depend on must be produced either by a task of
     /// this layer or by a layer in `deps` (checked when the graph is built).
     pub fn new(tasks: Vec<TaskSpec>, deps: Vec<Arc<Layer>>) -> Arc<Layer> {
-        Arc::new(Layer { tasks, deps })
+        Arc::new(Layer {
+            tasks: SmallVec::from_vec(tasks),
+            deps: SmallVec::from_vec(deps),
+            builder_tag: AtomicU64::new(0),
+        })
     }
 
-    pub fn single(task: TaskSpec, deps: Vec<Arc<Layer>>) -> Arc<Layer> {
+    /// A layer of one task. When `deps[i]` produces `task.deps[i]` (as for a `Delayed`
+    /// call), the builder resolves dependencies without hashing.
+    pub fn single(task: TaskSpec, deps: impl IntoIterator<Item = Arc<Layer>>) -> Arc<Layer> {
+        let mut tasks = SmallVec::new();
+        tasks.push(task);
         Arc::new(Layer {
-            tasks: vec![task],
-            deps,
+            tasks,
+            deps: deps.into_iter().collect(),
+            builder_tag: AtomicU64::new(0),
         })
     }
 
@@ -49,10 +63,10 @@ impl Drop for Layer {
     // A chain of a million `Delayed`s is a million nested `Arc<Layer>`s; the default drop
     // would recurse once per link and overflow the stack, so unlink iteratively.
     fn drop(&mut self) {
-        let mut stack = std::mem::take(&mut self.deps);
+        let mut stack: Vec<Arc<Layer>> = self.deps.drain(..).collect();
         while let Some(layer) = stack.pop() {
             if let Ok(mut inner) = Arc::try_unwrap(layer) {
-                stack.append(&mut inner.deps);
+                stack.extend(inner.deps.drain(..));
             }
         }
     }
@@ -74,8 +88,9 @@ pub trait Collection {
 }
 
 /// Flattens layers into a [`Graph`].
-#[derive(Default)]
 pub struct GraphBuilder {
+    /// Unique per builder in this process; 0 disables the tag fast path.
+    id: u32,
     seen_layers: FxHashSet<usize>,
     stack: Vec<Arc<Layer>>,
     layers: Vec<Arc<Layer>>,
@@ -84,9 +99,32 @@ pub struct GraphBuilder {
     index: FxHashMap<Key, TaskId>,
 }
 
+impl Default for GraphBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn next_builder_id() -> u32 {
+    // Ids are never reused, so a tag left in a layer by an earlier builder cannot be
+    // mistaken for one of ours; once the counter is exhausted the fast path is off.
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n != u32::MAX).then(|| n + 1)
+    })
+    .unwrap_or(0)
+}
+
 impl GraphBuilder {
     pub fn new() -> Self {
-        Self::default()
+        GraphBuilder {
+            id: next_builder_id(),
+            seen_layers: FxHashSet::default(),
+            stack: Vec::new(),
+            layers: Vec::new(),
+            entries: Vec::new(),
+            index: FxHashMap::default(),
+        }
     }
 
     /// Adds a layer and, transitively, every layer it depends on. Tasks whose key is already
@@ -95,18 +133,32 @@ impl GraphBuilder {
     pub fn add_layer(&mut self, layer: &Arc<Layer>) {
         self.stack.push(layer.clone());
         while let Some(layer) = self.stack.pop() {
+            let layer_idx = self.layers.len() as u32;
             if layer.tasks.len() == 1 {
-                if self.index.contains_key(&layer.tasks[0].key) {
+                let id = self.entries.len() as TaskId;
+                match self.index.entry(layer.tasks[0].key.clone()) {
+                    std::collections::hash_map::Entry::Occupied(_) => continue,
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(id);
+                    }
+                }
+                self.entries.push((layer_idx, 0));
+                if self.id != 0 {
+                    layer
+                        .builder_tag
+                        .store(((self.id as u64) << 32) | id as u64, Ordering::Relaxed);
+                }
+            } else {
+                if !self.seen_layers.insert(Arc::as_ptr(&layer) as usize) {
                     continue;
                 }
-            } else if !self.seen_layers.insert(Arc::as_ptr(&layer) as usize) {
-                continue;
-            }
-            let layer_idx = self.layers.len() as u32;
-            for (task_idx, spec) in layer.tasks.iter().enumerate() {
-                if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(spec.key.clone()) {
-                    e.insert(self.entries.len() as TaskId);
-                    self.entries.push((layer_idx, task_idx as u32));
+                for (task_idx, spec) in layer.tasks.iter().enumerate() {
+                    if let std::collections::hash_map::Entry::Vacant(e) =
+                        self.index.entry(spec.key.clone())
+                    {
+                        e.insert(self.entries.len() as TaskId);
+                        self.entries.push((layer_idx, task_idx as u32));
+                    }
                 }
             }
             self.stack.extend(layer.deps.iter().cloned());
@@ -117,7 +169,10 @@ impl GraphBuilder {
     /// Adds one task that is not part of any layer.
     pub fn add_task(&mut self, spec: TaskSpec) -> Result<()> {
         if self.index.contains_key(&spec.key) {
-            return Err(RaskError::InvalidGraph(format!("duplicate key {}", spec.key)));
+            return Err(RaskError::InvalidGraph(format!(
+                "duplicate key {}",
+                spec.key
+            )));
         }
         self.add_layer(&Layer::single(spec, Vec::new()));
         Ok(())
@@ -135,22 +190,41 @@ impl GraphBuilder {
         self.entries.is_empty()
     }
 
+    /// The id of the task producing `dep` (the `k`-th input of a task in `layer`).
+    fn resolve(&self, layer: &Layer, k: usize, dep: &Key) -> Option<TaskId> {
+        if self.id != 0
+            && let Some(d) = layer.deps.get(k)
+            && d.tasks.len() == 1
+            && d.tasks[0].key == *dep
+        {
+            let tag = d.builder_tag.load(Ordering::Relaxed);
+            if (tag >> 32) as u32 == self.id {
+                return Some(tag as u32);
+            }
+        }
+        self.index.get(dep).copied()
+    }
+
     /// Resolves dependencies and validates the graph: a key that no task produces, or a
     /// cycle, is an error naming the keys.
     pub fn build(self) -> Result<Graph> {
-        let GraphBuilder {
-            layers,
-            entries,
-            index,
-            ..
-        } = self;
-        let mut tasks = Vec::with_capacity(entries.len());
-        for &(l, t) in &entries {
-            let spec = &layers[l as usize].tasks[t as usize];
+        let aligned = |layer: &Layer, spec: &TaskSpec| {
+            layer.tasks.len() == 1 && layer.deps.len() == spec.deps.len()
+        };
+        let mut tasks = Vec::with_capacity(self.entries.len());
+        for &(l, t) in &self.entries {
+            let layer = &self.layers[l as usize];
+            let spec = &layer.tasks[t as usize];
+            let fast = aligned(layer, spec);
             let mut deps: SmallVec<[TaskId; 2]> = SmallVec::with_capacity(spec.deps.len());
-            for d in &spec.deps {
-                match index.get(d) {
-                    Some(&id) => deps.push(id),
+            for (k, d) in spec.deps.iter().enumerate() {
+                let found = if fast {
+                    self.resolve(layer, k, d)
+                } else {
+                    self.index.get(d).copied()
+                };
+                match found {
+                    Some(id) => deps.push(id),
                     None => {
                         return Err(RaskError::InvalidGraph(format!(
                             "task {} depends on {}, which no task produces",
@@ -165,7 +239,7 @@ impl GraphBuilder {
                 deps,
             });
         }
-        let graph = Graph::from_parts(tasks, index);
+        let graph = Graph::from_parts(tasks, self.index);
         graph.topological_order()?;
         Ok(graph)
     }

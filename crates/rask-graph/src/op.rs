@@ -125,7 +125,10 @@ impl Composite {
     /// Builds a composite from steps. Each step may only refer to inputs and earlier steps.
     pub fn new(steps: Vec<Step>, n_inputs: usize) -> Result<Self> {
         if steps.is_empty() {
-            return Err(RaskError::invalid_argument("steps", "a composite needs at least one step"));
+            return Err(RaskError::invalid_argument(
+                "steps",
+                "a composite needs at least one step",
+            ));
         }
         for (i, step) in steps.iter().enumerate() {
             for arg in &step.args {
@@ -135,7 +138,10 @@ impl Composite {
                     other => {
                         return Err(RaskError::invalid_argument(
                             "steps",
-                            format!("step {i} ({}) refers to {other:?}, which does not exist before it", step.op.name()),
+                            format!(
+                                "step {i} ({}) refers to {other:?}, which does not exist before it",
+                                step.op.name()
+                            ),
                         ));
                     }
                 }
@@ -300,7 +306,8 @@ impl OpRegistry {
     pub fn encode(op: &dyn Op) -> Result<(String, Vec<u8>)> {
         let params = op.params().ok_or_else(|| RaskError::Serialization {
             what: format!("op `{}`", op.name()),
-            message: "it is a local closure; register a named op to send it to another process".into(),
+            message: "it is a local closure; register a named op to send it to another process"
+                .into(),
         })?;
         let name = if op.as_composite().is_some() {
             COMPOSITE_OP.to_string()
@@ -312,10 +319,11 @@ impl OpRegistry {
 }
 
 fn decode_composite(params: &[u8], registry: &OpRegistry) -> Result<Arc<dyn Op>> {
-    let wire: Vec<WireStep> = postcard::from_bytes(params).map_err(|e| RaskError::Serialization {
-        what: "composite op".into(),
-        message: e.to_string(),
-    })?;
+    let wire: Vec<WireStep> =
+        postcard::from_bytes(params).map_err(|e| RaskError::Serialization {
+            what: "composite op".into(),
+            message: e.to_string(),
+        })?;
     let n_inputs = wire
         .iter()
         .flat_map(|s| s.args.iter())

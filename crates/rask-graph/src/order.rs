@@ -11,8 +11,8 @@
 //! [`max_live`] measures the result: the largest number of values alive at once when the
 //! graph runs sequentially in a given order. Tests bound it on characteristic shapes.
 
-use crate::graph::{Adjacency, TaskId};
 use crate::Graph;
+use crate::graph::{Adjacency, TaskId};
 
 /// The priority of every task: `priority[id]` is its position in the static order (lower
 /// runs first). A valid topological order of the graph.
@@ -102,7 +102,9 @@ pub fn max_live(graph: &Graph, priority: &[u32], outputs: &[TaskId]) -> usize {
         by_position[p as usize] = id as TaskId;
     }
     let dependents = graph.dependents();
-    let mut remaining: Vec<u32> = (0..n as TaskId).map(|i| dependents.len_of(i) as u32).collect();
+    let mut remaining: Vec<u32> = (0..n as TaskId)
+        .map(|i| dependents.len_of(i) as u32)
+        .collect();
     let mut is_output = vec![false; n];
     for &o in outputs {
         is_output[o as usize] = true;

@@ -7,8 +7,8 @@
 //! run, process and machine, and equal sub-expressions share one key.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use xxhash_rust::xxh3::Xxh3;
 
@@ -23,10 +23,12 @@ impl Token {
     pub fn fresh() -> Token {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut t = Tokenizer::new("rask.fresh");
-        t.write_u64(process_seed());
-        t.write_u64(n);
-        t.finish()
+        // One-shot hashing of 16 bytes: cheaper than a streaming state, and impure calls
+        // are the default, so this runs for most `Delayed`s.
+        let mut buf = [0u8; 16];
+        buf[..8].copy_from_slice(&process_seed().to_le_bytes());
+        buf[8..].copy_from_slice(&n.to_le_bytes());
+        Token(xxhash_rust::xxh3::xxh3_128_with_seed(&buf, 0x6672_6573_68))
     }
 
     /// The 32 lowercase hex digits of the token.

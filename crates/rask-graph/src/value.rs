@@ -42,7 +42,9 @@ macro_rules! data_int {
         }
     )*};
 }
-data_int!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, char, bool);
+data_int!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, char, bool
+);
 
 impl Data for f32 {
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
@@ -63,6 +65,14 @@ impl Data for f64 {
 impl Data for () {
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
         t.write_str("()");
+        true
+    }
+}
+
+impl Data for std::time::Duration {
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        t.write_str("Duration");
+        t.write_u128(self.as_nanos());
         true
     }
 }
@@ -283,7 +293,10 @@ mod tests {
     fn wrong_type_names_key_and_types() {
         let v = Value::new(1i64);
         let err = v.get::<f64>(&"inc-1").unwrap_err().to_string();
-        assert!(err.contains("inc-1") && err.contains("f64") && err.contains("i64"), "{err}");
+        assert!(
+            err.contains("inc-1") && err.contains("f64") && err.contains("i64"),
+            "{err}"
+        );
         let err = v.take::<String>(&"inc-2").unwrap_err().to_string();
         assert!(err.contains("inc-2") && err.contains("String"), "{err}");
     }

@@ -45,17 +45,18 @@ impl Parse for Options {
                 syn::Meta::NameValue(nv) if nv.path.is_ident("pure") => {
                     opts.pure = parse_bool(&nv.value)?;
                 }
-                syn::Meta::NameValue(nv) if nv.path.is_ident("name") => {
-                    match &nv.value {
-                        syn::Expr::Lit(syn::ExprLit {
-                            lit: syn::Lit::Str(s),
-                            ..
-                        }) => opts.name = Some(s.value()),
-                        other => {
-                            return Err(syn::Error::new(other.span(), "`name` takes a string literal"));
-                        }
+                syn::Meta::NameValue(nv) if nv.path.is_ident("name") => match &nv.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => opts.name = Some(s.value()),
+                    other => {
+                        return Err(syn::Error::new(
+                            other.span(),
+                            "`name` takes a string literal",
+                        ));
                     }
-                }
+                },
                 other => {
                     return Err(syn::Error::new(
                         other.span(),
@@ -100,7 +101,10 @@ enum ParamKind {
 fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
     let sig = &func.sig;
     if let Some(a) = &sig.asyncness {
-        return Err(syn::Error::new(a.span(), "#[delayed] functions cannot be async"));
+        return Err(syn::Error::new(
+            a.span(),
+            "#[delayed] functions cannot be async",
+        ));
     }
     if !sig.generics.params.is_empty() {
         return Err(syn::Error::new(
@@ -119,7 +123,10 @@ fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                return Err(syn::Error::new(r.span(), "#[delayed] cannot be used on methods"));
+                return Err(syn::Error::new(
+                    r.span(),
+                    "#[delayed] cannot be used on methods",
+                ));
             }
             FnArg::Typed(pt) => {
                 let Pat::Ident(pi) = &*pt.pat else {
@@ -199,7 +206,10 @@ fn param_kind(ty: &Type) -> syn::Result<ParamKind> {
     match ty {
         Type::Reference(r) => {
             if let Some(m) = &r.mutability {
-                return Err(syn::Error::new(m.span(), "task inputs are shared: use `&T`, not `&mut T`"));
+                return Err(syn::Error::new(
+                    m.span(),
+                    "task inputs are shared: use `&T`, not `&mut T`",
+                ));
             }
             let stored: Type = match &*r.elem {
                 Type::Path(p) if p.path.is_ident("str") => syn::parse_quote!(::std::string::String),

@@ -17,7 +17,8 @@ pub trait Callback: Send + Sync {
     fn on_task_finish(&self, _graph: &Graph, _id: TaskId, _nbytes: u64, _elapsed: Duration) {}
     fn on_task_error(&self, _graph: &Graph, _id: TaskId, _error: &RaskError) {}
     /// Called once, with the final state of every task.
-    fn on_compute_finish(&self, _graph: &Graph, _states: &[TaskState], _error: Option<&RaskError>) {}
+    fn on_compute_finish(&self, _graph: &Graph, _states: &[TaskState], _error: Option<&RaskError>) {
+    }
 }
 
 /// A flag that stops a computation: no new task starts once it is set.

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use rask_error::{RaskError, Result};
 use rask_graph::{Graph, TaskId, Value};
+use smallvec::SmallVec;
 
-use crate::callbacks::{CancelToken, Callback, interrupted};
+use crate::callbacks::{Callback, CancelToken, interrupted};
 use crate::state::{SchedulerState, Status, TaskState};
 
 /// How to run a graph.
@@ -84,17 +85,17 @@ pub fn run(
     }
     let threads = executor.num_threads().max(1);
     if threads == 1 || graph.len() <= 1 {
-        worker_loop(&shared, graph, opts);
+        worker_loop(&shared, graph, opts, 1);
     } else {
         std::thread::scope(|scope| {
             for w in 1..threads {
                 let shared = &shared;
                 std::thread::Builder::new()
                     .name(format!("rask-worker-{w}"))
-                    .spawn_scoped(scope, move || worker_loop(shared, graph, opts))
+                    .spawn_scoped(scope, move || worker_loop(shared, graph, opts, threads))
                     .expect("spawning a worker thread");
             }
-            worker_loop(&shared, graph, opts);
+            worker_loop(&shared, graph, opts, threads);
         });
     }
     let mut inner = shared.inner.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -140,11 +141,23 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
     shared.inner.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One worker: take the best ready task, run it outside the lock, report back. The same loop
-/// serves the sync executor (one worker) and the threaded one (several).
-fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions) {
+/// Most tasks one worker takes from the queue at once.
+const MAX_BATCH: usize = 16;
+
+/// A worker holds its finished results back (to report them under one lock) for at most
+/// this long, so quick tasks share lock round trips while slow ones report at once.
+const FLUSH_AFTER: Duration = Duration::from_micros(20);
+
+/// One worker: take the best ready tasks, run them outside the lock, report back. The same
+/// loop serves the sync executor (one worker) and the threaded one (several).
+///
+/// Tasks are taken in small batches when many are ready (a fair share of the queue, at most
+/// [`MAX_BATCH`]), so trivial tasks do not pay one lock round trip each; results are reported
+/// as soon as [`FLUSH_AFTER`] has passed, so a slow task never hides others' results.
+fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize) {
     let timed = !opts.callbacks.is_empty();
-    let mut inputs: Vec<Value> = Vec::new();
+    let mut batch: Vec<(TaskId, SmallVec<[Value; 2]>)> = Vec::with_capacity(MAX_BATCH);
+    let mut done: Vec<(TaskId, Result<Value>)> = Vec::with_capacity(MAX_BATCH);
     let mut guard = lock(shared);
     loop {
         if opts.cancel.is_cancelled() || interrupted() {
@@ -154,7 +167,27 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions) {
             shared.wake.notify_all();
             return;
         }
-        let Some(id) = guard.state.pop_ready() else {
+        let want = (guard.state.n_ready() / threads).clamp(1, MAX_BATCH);
+        while batch.len() < want {
+            let Some(id) = guard.state.pop_ready() else {
+                break;
+            };
+            let task = graph.task(id);
+            let inputs: SmallVec<[Value; 2]> = task
+                .deps
+                .iter()
+                .map(|&d| match &guard.values[d as usize] {
+                    Some(v) => v.clone(),
+                    None => unreachable!(
+                        "dependency {} of {} not in memory",
+                        graph.task(d).key,
+                        task.key
+                    ),
+                })
+                .collect();
+            batch.push((id, inputs));
+        }
+        if batch.is_empty() {
             guard.idle += 1;
             // The timeout only matters for cancellation, which nothing else signals.
             guard = shared
@@ -164,14 +197,6 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions) {
                 .unwrap_or_else(|p| p.into_inner().0);
             guard.idle -= 1;
             continue;
-        };
-        let task = graph.task(id);
-        inputs.clear();
-        for &d in &task.deps {
-            match &guard.values[d as usize] {
-                Some(v) => inputs.push(v.clone()),
-                None => unreachable!("dependency {} of {} not in memory", graph.task(d).key, task.key),
-            }
         }
         // Wake an idle worker if more work is queued than this one takes.
         if guard.idle > 0 && guard.state.has_ready() {
@@ -179,62 +204,98 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions) {
         }
         drop(guard);
 
-        for cb in &opts.callbacks {
-            cb.on_task_start(graph, id);
-        }
-        let started = timed.then(Instant::now);
-        let result = {
-            let _span = tracing::trace_span!("task", key = %task.key, op = task.op.name()).entered();
-            match catch_unwind(AssertUnwindSafe(|| task.op.execute(&inputs))) {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(RaskError::TaskFailed {
-                    key: task.key.to_string(),
-                    op: task.op.name().to_string(),
-                    source: Box::new(e),
-                }),
-                Err(payload) => Err(RaskError::TaskPanicked {
-                    key: task.key.to_string(),
-                    op: task.op.name().to_string(),
-                    message: panic_message(payload.as_ref()),
-                }),
-            }
-        };
-        inputs.clear();
-        match &result {
-            Ok(v) => {
-                let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
-                for cb in &opts.callbacks {
-                    cb.on_task_finish(graph, id, v.nbytes() as u64, elapsed);
-                }
-            }
-            Err(e) => {
-                for cb in &opts.callbacks {
-                    cb.on_task_error(graph, id, e);
-                }
+        let mut since_flush = Instant::now();
+        let n = batch.len();
+        for (k, (id, inputs)) in batch.drain(..).enumerate() {
+            let result = run_task(graph, id, &inputs, opts, timed);
+            drop(inputs);
+            done.push((id, result));
+            if k + 1 < n && since_flush.elapsed() >= FLUSH_AFTER {
+                let mut g = lock(shared);
+                report(&mut g, shared, &mut done);
+                drop(g);
+                since_flush = Instant::now();
             }
         }
-
         guard = lock(shared);
+        report(&mut guard, shared, &mut done);
+    }
+}
+
+fn run_task(
+    graph: &Graph,
+    id: TaskId,
+    inputs: &[Value],
+    opts: &RunOptions,
+    timed: bool,
+) -> Result<Value> {
+    let task = graph.task(id);
+    for cb in &opts.callbacks {
+        cb.on_task_start(graph, id);
+    }
+    let started = timed.then(Instant::now);
+    let result = {
+        let _span = tracing::trace_span!("task", key = %task.key, op = task.op.name()).entered();
+        match catch_unwind(AssertUnwindSafe(|| task.op.execute(inputs))) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(RaskError::TaskFailed {
+                key: task.key.to_string(),
+                op: task.op.name().to_string(),
+                source: Box::new(e),
+            }),
+            Err(payload) => Err(RaskError::TaskPanicked {
+                key: task.key.to_string(),
+                op: task.op.name().to_string(),
+                message: panic_message(payload.as_ref()),
+            }),
+        }
+    };
+    match &result {
+        Ok(v) => {
+            let elapsed = started.map(|s| s.elapsed()).unwrap_or_default();
+            for cb in &opts.callbacks {
+                cb.on_task_finish(graph, id, v.nbytes() as u64, elapsed);
+            }
+        }
+        Err(e) => {
+            for cb in &opts.callbacks {
+                cb.on_task_error(graph, id, e);
+            }
+        }
+    }
+    result
+}
+
+/// Feeds finished tasks to the state machine and drops released values.
+fn report(
+    guard: &mut MutexGuard<'_, Inner>,
+    shared: &Shared,
+    done: &mut Vec<(TaskId, Result<Value>)>,
+) {
+    let inner = &mut **guard;
+    for (id, result) in done.drain(..) {
         match result {
             Ok(value) => {
                 let nbytes = value.nbytes() as u64;
-                guard.state.task_finished(id, nbytes);
-                if guard.state.state_of(id) == TaskState::Memory {
-                    guard.values[id as usize] = Some(value);
+                inner.state.task_finished(id, nbytes);
+                if inner.state.state_of(id) == TaskState::Memory {
+                    inner.values[id as usize] = Some(value);
                 }
-                let Inner { state, values, .. } = &mut *guard;
-                for r in state.drain_released() {
-                    values[r as usize] = None;
+                for r in inner.state.drain_released() {
+                    inner.values[r as usize] = None;
                 }
             }
             Err(e) => {
-                guard.state.task_failed(id);
-                if guard.error.is_none() {
-                    guard.error = Some(e);
+                inner.state.task_failed(id);
+                if inner.error.is_none() {
+                    inner.error = Some(e);
                 }
                 shared.wake.notify_all();
             }
         }
+    }
+    if inner.idle > 0 && inner.state.has_ready() {
+        shared.wake.notify_one();
     }
 }
 

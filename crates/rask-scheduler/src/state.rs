@@ -84,7 +84,9 @@ impl SchedulerState {
         let outputs_left = is_output.iter().filter(|&&o| o).count();
         let mut s = SchedulerState {
             waiting_on: (0..n as TaskId).map(|i| deps.len_of(i) as u32).collect(),
-            waiters: (0..n as TaskId).map(|i| dependents.len_of(i) as u32).collect(),
+            waiters: (0..n as TaskId)
+                .map(|i| dependents.len_of(i) as u32)
+                .collect(),
             state: vec![TaskState::Waiting; n],
             nbytes: vec![0; n],
             deps,
@@ -101,7 +103,11 @@ impl SchedulerState {
             n_running: 0,
             n_finished: 0,
             outputs_left,
-            status: if outputs_left == 0 { Status::Done } else { Status::Running },
+            status: if outputs_left == 0 {
+                Status::Done
+            } else {
+                Status::Running
+            },
         };
         for id in 0..n as TaskId {
             if s.waiting_on[id as usize] == 0 {
@@ -329,7 +335,11 @@ mod tests {
     /// Builds a graph from `(name, deps)` pairs, all with a dummy op.
     fn graph(spec: &[(&str, &[&str])]) -> Graph {
         Graph::from_specs(spec.iter().map(|(k, deps)| {
-            TaskSpec::new(Key::named(k), lit(), deps.iter().map(|d| Key::named(d)).collect())
+            TaskSpec::new(
+                Key::named(k),
+                lit(),
+                deps.iter().map(|d| Key::named(d)).collect(),
+            )
         }))
         .unwrap()
     }
@@ -357,9 +367,17 @@ mod tests {
         let second = s.pop_ready().unwrap();
         assert_eq!(s.state_of(first), TaskState::Running);
         s.task_finished(first, 5);
-        assert_eq!(s.state_of(a), TaskState::Memory, "a still read by the other branch");
+        assert_eq!(
+            s.state_of(a),
+            TaskState::Memory,
+            "a still read by the other branch"
+        );
         s.task_finished(second, 5);
-        assert_eq!(s.state_of(a), TaskState::Released, "a released after its last dependent");
+        assert_eq!(
+            s.state_of(a),
+            TaskState::Released,
+            "a released after its last dependent"
+        );
         let released: Vec<TaskId> = s.drain_released().collect();
         assert_eq!(released, vec![a]);
         assert_eq!(s.memory(), 10);
@@ -397,7 +415,11 @@ mod tests {
         s.task_finished(t2, 8);
         assert!(s.is_finished());
         assert_eq!(s.state_of(t1), TaskState::Erred);
-        assert_eq!(s.state_of(t2), TaskState::Released, "late results are discarded");
+        assert_eq!(
+            s.state_of(t2),
+            TaskState::Released,
+            "late results are discarded"
+        );
         assert_eq!(s.state_of(id(&g, "c")), TaskState::Cancelled);
         assert_eq!(s.state_of(id(&g, "d")), TaskState::Cancelled);
         assert_eq!(s.memory(), 0);
@@ -443,7 +465,11 @@ mod tests {
         let r_first = s.pop_ready().unwrap();
         s.task_finished(r_first, 150); // over budget now
         let f = s.pop_ready().unwrap();
-        assert_eq!(g.task(f).deps.as_slice(), &[r_first], "the consumer goes first");
+        assert_eq!(
+            g.task(f).deps.as_slice(),
+            &[r_first],
+            "the consumer goes first"
+        );
         // f is running and memory is over budget: the other root is held back.
         assert_eq!(s.pop_ready(), None);
         s.task_finished(f, 1);
@@ -478,7 +504,9 @@ mod tests {
     fn scheduler_memory_per_task_is_small() {
         // A tree of adds over 10,000 leaves.
         let mut specs = Vec::new();
-        let mut level: Vec<Key> = (0..10_000).map(|i| Key::named(format!("leaf-{i}"))).collect();
+        let mut level: Vec<Key> = (0..10_000)
+            .map(|i| Key::named(format!("leaf-{i}")))
+            .collect();
         for k in &level {
             specs.push(TaskSpec::new(k.clone(), lit(), vec![]));
         }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use rask_graph::optimize::{OptimizeOptions, optimize};
 use rask_graph::{Collection, Graph, GraphBuilder, TaskId, Value, order};
-use rask_scheduler::{Callback, CancelToken, ComputeHandle, Executor, ProgressBar, RunOptions, RunStats};
+use rask_scheduler::{
+    Callback, CancelToken, ComputeHandle, Executor, ProgressBar, RunOptions, RunStats,
+};
 
 use crate::Result;
 
@@ -137,14 +139,34 @@ impl Plan {
     /// Runs the plan; returns the outputs' values and run figures.
     pub fn run(self, config: &Config) -> Result<(Vec<Value>, RunStats)> {
         let opts = run_options(config, "compute");
-        let out = rask_scheduler::run(config.executor, &self.graph, &self.outputs, self.priorities, &opts)?;
+        let result = rask_scheduler::run(
+            config.executor,
+            &self.graph,
+            &self.outputs,
+            self.priorities,
+            &opts,
+        );
+        if self.graph.len() >= 100_000 {
+            // Freeing millions of keys and ops takes a while and nobody waits for it.
+            let graph = self.graph;
+            let _ = std::thread::Builder::new()
+                .name("rask-free-graph".into())
+                .spawn(move || drop(graph));
+        }
+        let out = result?;
         Ok((out.values, out.stats))
     }
 
     /// Starts the plan on background threads.
     pub fn spawn(self, config: &Config) -> ComputeHandle {
         let opts = run_options(config, "compute");
-        ComputeHandle::spawn(config.executor, Arc::new(self.graph), self.outputs, self.priorities, opts)
+        ComputeHandle::spawn(
+            config.executor,
+            Arc::new(self.graph),
+            self.outputs,
+            self.priorities,
+            opts,
+        )
     }
 }
 

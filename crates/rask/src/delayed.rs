@@ -3,7 +3,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use rask_graph::{Collection, Data, GraphBuilder, Key, KeyName, Layer, Literal, Op, TaskSpec, Token, Tokenizer, Value};
+use rask_graph::{
+    Collection, Data, GraphBuilder, Key, KeyName, Layer, Literal, Op, TaskSpec, Token, Tokenizer,
+    Value,
+};
 use smallvec::SmallVec;
 
 use crate::{RaskError, Result};
@@ -58,7 +61,8 @@ impl<T: Data> Delayed<T> {
     /// makes a new task (`pure = false`).
     pub fn map<R: Data>(&self, f: impl Fn(&T) -> R + Send + Sync + 'static) -> Delayed<R> {
         let what = self.key.clone();
-        let func: ClosureFn = Arc::new(move |args: &[Value]| Ok(Value::new(f(args[0].get::<T>(&what)?))));
+        let func: ClosureFn =
+            Arc::new(move |args: &[Value]| Ok(Value::new(f(args[0].get::<T>(&what)?))));
         let mut call = Call::new("rask.map", "map", Func::Closure(func), false);
         call.arg(self);
         call.finish()
@@ -89,20 +93,18 @@ impl<T: Data> Collection for Delayed<T> {
         vec![self.key.clone()]
     }
     fn finalize(&self, values: Vec<Value>) -> Result<T> {
-        let v = values
-            .into_iter()
-            .next()
-            .ok_or_else(|| RaskError::InvalidGraph(format!("no value computed for {}", self.key)))?;
+        let v = values.into_iter().next().ok_or_else(|| {
+            RaskError::InvalidGraph(format!("no value computed for {}", self.key))
+        })?;
         v.take::<T>(&self.key)
     }
 }
 
 impl<T: Data> crate::compute::Persist for Delayed<T> {
     fn with_values(&self, values: Vec<Value>) -> Result<Self> {
-        let v = values
-            .into_iter()
-            .next()
-            .ok_or_else(|| RaskError::InvalidGraph(format!("no value computed for {}", self.key)))?;
+        let v = values.into_iter().next().ok_or_else(|| {
+            RaskError::InvalidGraph(format!("no value computed for {}", self.key))
+        })?;
         let op: Arc<dyn Op> = Arc::new(Literal::new(v));
         let layer = Layer::single(TaskSpec::new(self.key.clone(), op, vec![]), vec![]);
         Ok(Delayed::from_layer(layer, self.key.clone()))
@@ -113,10 +115,17 @@ impl<T: Data> crate::compute::Persist for Delayed<T> {
 /// when the value can be tokenized.
 pub fn value<T: Data>(v: T) -> Delayed<T> {
     let mut t = Tokenizer::new("rask.value");
-    let token = if v.tokenize(&mut t) { t.finish() } else { Token::fresh() };
+    let token = if v.tokenize(&mut t) {
+        t.finish()
+    } else {
+        Token::fresh()
+    };
     let key = Key::single(KeyName::from_token("value", token));
     let op: Arc<dyn Op> = Arc::new(Literal::new(Value::new(v)));
-    Delayed::from_layer(Layer::single(TaskSpec::new(key.clone(), op, vec![]), vec![]), key)
+    Delayed::from_layer(
+        Layer::single(TaskSpec::new(key.clone(), op, vec![]), vec![]),
+        key,
+    )
 }
 
 /// Something that can be an argument of a delayed call: a plain value (embedded in the task)
@@ -223,8 +232,8 @@ pub struct Call {
     deterministic: bool,
     tokenizer: Option<Tokenizer>,
     slots: SmallVec<[Slot; 2]>,
-    deps: Vec<Key>,
-    dep_layers: Vec<Arc<Layer>>,
+    deps: SmallVec<[Key; 2]>,
+    dep_layers: SmallVec<[Arc<Layer>; 2]>,
 }
 
 impl Call {
@@ -237,8 +246,8 @@ impl Call {
             deterministic: pure,
             tokenizer: pure.then(|| Tokenizer::new(name)),
             slots: SmallVec::new(),
-            deps: Vec::new(),
-            dep_layers: Vec::new(),
+            deps: SmallVec::new(),
+            dep_layers: SmallVec::new(),
         }
     }
 
@@ -316,8 +325,15 @@ pub fn try_delayed<F>(f: F) -> TryDelayedFn<F> {
 fn short_type_name<F>() -> &'static str {
     let full = std::any::type_name::<F>();
     let base = full.split('<').next().unwrap_or(full);
-    let last = base.rsplit("::").find(|s| !s.starts_with('{')).unwrap_or(base);
-    if full.contains("{{closure}}") { "lambda" } else { last }
+    let last = base
+        .rsplit("::")
+        .find(|s| !s.starts_with('{'))
+        .unwrap_or(base);
+    if full.contains("{{closure}}") {
+        "lambda"
+    } else {
+        last
+    }
 }
 
 /// A function wrapped by [`delayed`].
@@ -479,10 +495,16 @@ pub fn tree_reduce<T: Data>(
     combine: impl Fn(&[&T]) -> T + Send + Sync + 'static,
 ) -> Result<Delayed<T>> {
     if fan_in < 2 {
-        return Err(RaskError::invalid_argument("fan_in", format!("must be at least 2, got {fan_in}")));
+        return Err(RaskError::invalid_argument(
+            "fan_in",
+            format!("must be at least 2, got {fan_in}"),
+        ));
     }
     if items.is_empty() {
-        return Err(RaskError::invalid_argument("items", "cannot reduce an empty list"));
+        return Err(RaskError::invalid_argument(
+            "items",
+            "cannot reduce an empty list",
+        ));
     }
     let combine = Arc::new(combine);
     let mut level = items;
@@ -593,11 +615,46 @@ fn binary_call<T: Data, U: Data, O: Data>(
     call.finish()
 }
 
-binary_op!(Add, add, "add", [i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64]);
-binary_op!(Sub, sub, "sub", [i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64]);
-binary_op!(Mul, mul, "mul", [i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64]);
-binary_op!(Div, div, "truediv", [i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64]);
-binary_op!(Rem, rem, "mod", [i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64]);
+binary_op!(
+    Add,
+    add,
+    "add",
+    [
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+    ]
+);
+binary_op!(
+    Sub,
+    sub,
+    "sub",
+    [
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+    ]
+);
+binary_op!(
+    Mul,
+    mul,
+    "mul",
+    [
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+    ]
+);
+binary_op!(
+    Div,
+    div,
+    "truediv",
+    [
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+    ]
+);
+binary_op!(
+    Rem,
+    rem,
+    "mod",
+    [
+        i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
+    ]
+);
 
 impl<T> std::ops::Neg for Delayed<T>
 where

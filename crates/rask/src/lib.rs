@@ -44,8 +44,13 @@ mod compute;
 mod delayed;
 mod visualize;
 
-pub use compute::{Config, Persist, Plan, Progress, compute, compute_with, persist, persist_with, set_config};
-pub use delayed::{CallWith, ClosureFn, Delayed, DelayedFn, IntoArg, TryDelayedFn, delayed, sum, tree_reduce, try_delayed, value};
+pub use compute::{
+    Config, Persist, Plan, Progress, compute, compute_with, persist, persist_with, set_config,
+};
+pub use delayed::{
+    CallWith, ClosureFn, Delayed, DelayedFn, IntoArg, TryDelayedFn, delayed, sum, tree_reduce,
+    try_delayed, value,
+};
 pub use rask_error::{RaskError, Result, ResultExt};
 pub use rask_graph::{Data, Key, Value};
 pub use rask_macros::delayed;

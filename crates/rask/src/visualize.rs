@@ -58,7 +58,11 @@ impl Visualization {
 
     /// Shows the graph after optimization (fused and inlined tasks), as it will run.
     pub fn optimized(mut self) -> Self {
-        let (g, o) = optimize(std::mem::take(&mut self.graph), &self.outputs, OptimizeOptions::default());
+        let (g, o) = optimize(
+            std::mem::take(&mut self.graph),
+            &self.outputs,
+            OptimizeOptions::default(),
+        );
         self.graph = g;
         self.outputs = o;
         self
@@ -77,7 +81,10 @@ impl Visualization {
     /// Runs the graph (with optimizations off, so every drawn task is a real one) and
     /// colours each task by its final state. A failing task is coloured red; the picture is
     /// still returned, with the error.
-    pub fn run_for_states<C: Collection + ?Sized>(c: &C, config: &Config) -> (Self, Option<RaskError>) {
+    pub fn run_for_states<C: Collection + ?Sized>(
+        c: &C,
+        config: &Config,
+    ) -> (Self, Option<RaskError>) {
         let recorder = Arc::new(StateRecorder::default());
         let mut cfg = config.clone();
         cfg.optimize = OptimizeOptions {
@@ -112,7 +119,11 @@ impl Visualization {
 
     fn vis_graph(&self) -> VisGraph {
         let n = self.graph.len();
-        let priorities = if self.color == ColorBy::Order { order(&self.graph) } else { Vec::new() };
+        let priorities = if self.color == ColorBy::Order {
+            order(&self.graph)
+        } else {
+            Vec::new()
+        };
         let mut nodes = Vec::with_capacity(n);
         let mut edges = Vec::new();
         for (id, task) in self.graph.tasks().iter().enumerate() {
@@ -129,10 +140,17 @@ impl Visualization {
                 label: task.op.label().to_string(),
                 tooltip,
                 fill,
-                shape: if task.deps.is_empty() { NodeShape::Data } else { NodeShape::Task },
+                shape: if task.deps.is_empty() {
+                    NodeShape::Data
+                } else {
+                    NodeShape::Task
+                },
             });
             for &d in &task.deps {
-                edges.push(VisEdge { from: d as usize, to: id });
+                edges.push(VisEdge {
+                    from: d as usize,
+                    to: id,
+                });
             }
         }
         VisGraph {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
+use crate::Op;
 use crate::graph::TaskId;
 use crate::op::{Composite, Step, StepArg};
-use crate::Op;
 
 /// Folds `producer` (with inputs `producer_deps`) into `consumer` (with inputs
 /// `consumer_deps`, some equal to `producer_id`). Returns the composite op and its inputs:
@@ -35,7 +35,9 @@ pub(crate) fn compose(
             .args
             .iter()
             .map(|a| match *a {
-                StepArg::Input(i) => StepArg::Input(slot_of(producer_deps[i as usize], &mut inputs)),
+                StepArg::Input(i) => {
+                    StepArg::Input(slot_of(producer_deps[i as usize], &mut inputs))
+                }
                 StepArg::Step(j) => StepArg::Step(j),
             })
             .collect();

@@ -1,6 +1,6 @@
+use crate::Graph;
 use crate::graph::{Task, TaskId};
 use crate::optimize::renumber;
-use crate::Graph;
 
 /// Keeps only the tasks the outputs depend on (and the outputs), in their original order.
 pub fn cull(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
@@ -11,7 +11,14 @@ pub fn cull(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
         if std::mem::replace(&mut keep[id as usize], true) {
             continue;
         }
-        stack.extend(graph.task(id).deps.iter().copied().filter(|&d| !keep[d as usize]));
+        stack.extend(
+            graph
+                .task(id)
+                .deps
+                .iter()
+                .copied()
+                .filter(|&d| !keep[d as usize]),
+        );
     }
     if keep.iter().all(|&k| k) {
         return (graph, outputs.to_vec());

@@ -1,7 +1,7 @@
+use crate::Graph;
 use crate::graph::{Task, TaskId};
 use crate::optimize::compose::compose;
 use crate::optimize::{output_mask, renumber};
-use crate::Graph;
 
 /// Fuses linear chains into single tasks.
 ///
@@ -27,14 +27,23 @@ pub fn fuse_linear(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
         return (graph, outputs.to_vec());
     }
 
-    let topo: Vec<TaskId> = graph.topological_order().expect("a validated graph is acyclic").to_vec();
+    let topo: Vec<TaskId> = graph
+        .topological_order()
+        .expect("a validated graph is acyclic")
+        .to_vec();
     let mut tasks: Vec<Task> = graph.into_tasks();
     for &id in &topo {
         let i = id as usize;
         if tasks[i].deps.len() == 1 && absorbed[tasks[i].deps[0] as usize] {
             let p = tasks[i].deps[0];
             let producer = &tasks[p as usize];
-            let (op, deps) = compose(p, &producer.op, &producer.deps, &tasks[i].op, &tasks[i].deps);
+            let (op, deps) = compose(
+                p,
+                &producer.op,
+                &producer.deps,
+                &tasks[i].op,
+                &tasks[i].deps,
+            );
             tasks[i].op = op;
             tasks[i].deps = deps;
         }

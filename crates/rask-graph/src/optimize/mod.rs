@@ -19,8 +19,8 @@ pub use cull::cull;
 pub use fuse::fuse_linear;
 pub use inline::inline_cheap;
 
-use crate::graph::{Task, TaskId};
 use crate::Graph;
+use crate::graph::{Task, TaskId};
 
 /// Which optimizations [`optimize`] runs.
 #[derive(Clone, Copy, Debug)]
@@ -66,7 +66,11 @@ pub(crate) fn output_mask(n: usize, outputs: &[TaskId]) -> Vec<bool> {
 
 /// Drops the tasks marked in `removed`, renumbering the rest (and their dependencies and the
 /// outputs) densely in their original order.
-pub(crate) fn renumber(tasks: Vec<Task>, removed: &[bool], outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
+pub(crate) fn renumber(
+    tasks: Vec<Task>,
+    removed: &[bool],
+    outputs: &[TaskId],
+) -> (Graph, Vec<TaskId>) {
     let mut new_id = vec![u32::MAX; tasks.len()];
     let mut kept = 0u32;
     for (i, &r) in removed.iter().enumerate() {
@@ -81,7 +85,11 @@ pub(crate) fn renumber(tasks: Vec<Task>, removed: &[bool], outputs: &[TaskId]) -
             continue;
         }
         for d in t.deps.iter_mut() {
-            debug_assert_ne!(new_id[*d as usize], u32::MAX, "a kept task reads a removed one");
+            debug_assert_ne!(
+                new_id[*d as usize],
+                u32::MAX,
+                "a kept task reads a removed one"
+            );
             *d = new_id[*d as usize];
         }
         out_tasks.push(t);
