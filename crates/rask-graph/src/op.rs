@@ -118,6 +118,7 @@ pub struct Step {
 #[derive(Clone)]
 pub struct Composite {
     steps: Vec<Step>,
+    n_inputs: usize,
     name: String,
 }
 
@@ -150,7 +151,11 @@ impl Composite {
         let mut labels: Vec<&str> = steps.iter().map(|s| s.op.label()).collect();
         labels.dedup();
         let name = labels.join("+");
-        Ok(Composite { steps, name })
+        Ok(Composite {
+            steps,
+            n_inputs,
+            name,
+        })
     }
 
     pub fn steps(&self) -> &[Step] {
@@ -191,6 +196,17 @@ impl Op for Composite {
         postcard::to_stdvec(&wire).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        if inputs.len() < self.n_inputs {
+            return Err(RaskError::invalid_argument(
+                "inputs",
+                format!(
+                    "fused op `{}` reads {} inputs, got {}",
+                    self.name,
+                    self.n_inputs,
+                    inputs.len()
+                ),
+            ));
+        }
         let mut outputs: Vec<Value> = Vec::with_capacity(self.steps.len());
         let mut args: Vec<Value> = Vec::new();
         for step in &self.steps {

@@ -28,7 +28,10 @@ impl Token {
         let mut buf = [0u8; 16];
         buf[..8].copy_from_slice(&process_seed().to_le_bytes());
         buf[8..].copy_from_slice(&n.to_le_bytes());
-        Token(xxhash_rust::xxh3::xxh3_128_with_seed(&buf, 0x6672_6573_68))
+        Token(xxhash_rust::xxh3::xxh3_128_with_seed(
+            &buf,
+            0x0066_7265_7368,
+        ))
     }
 
     /// The 32 lowercase hex digits of the token.

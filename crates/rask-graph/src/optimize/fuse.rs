@@ -3,11 +3,18 @@ use crate::graph::{Task, TaskId};
 use crate::optimize::compose::compose;
 use crate::optimize::{output_mask, renumber};
 
+/// The one task a list names, repeats allowed (`b = f(a, a)` reads only `a`); `None` when the
+/// list is empty or names several tasks.
+fn only(ids: &[TaskId]) -> Option<TaskId> {
+    let (&first, rest) = ids.split_first()?;
+    rest.iter().all(|&x| x == first).then_some(first)
+}
+
 /// Fuses linear chains into single tasks.
 ///
-/// `a` folds into `b` when `b` is `a`'s only dependent, `a` is `b`'s only dependency, and `a`
-/// is not a requested output. The fused task keeps the key of the chain's last task, so
-/// everything downstream still finds it.
+/// `a` folds into `b` when `b` is `a`'s only dependent, `a` is `b`'s only dependency (`b` may
+/// read it more than once), and `a` is not a requested output. The fused task keeps the key of
+/// the chain's last task, so everything downstream still finds it.
 pub fn fuse_linear(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let n = graph.len();
     let is_output = output_mask(n, outputs);
@@ -16,11 +23,13 @@ pub fn fuse_linear(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let absorbed: Vec<bool> = (0..n)
         .map(|a| {
             let a_id = a as TaskId;
-            if is_output[a] || dependents.len_of(a_id) != 1 {
+            if is_output[a] {
                 return false;
             }
-            let b = dependents.of(a_id)[0];
-            graph.task(b).deps.len() == 1
+            match only(dependents.of(a_id)) {
+                Some(b) => only(&graph.task(b).deps) == Some(a_id),
+                None => false,
+            }
         })
         .collect();
     if !absorbed.iter().any(|&x| x) {
@@ -34,8 +43,7 @@ pub fn fuse_linear(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let mut tasks: Vec<Task> = graph.into_tasks();
     for &id in &topo {
         let i = id as usize;
-        if tasks[i].deps.len() == 1 && absorbed[tasks[i].deps[0] as usize] {
-            let p = tasks[i].deps[0];
+        if let Some(p) = only(&tasks[i].deps).filter(|&p| absorbed[p as usize]) {
             let producer = &tasks[p as usize];
             let (op, deps) = compose(
                 p,

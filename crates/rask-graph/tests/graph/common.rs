@@ -137,11 +137,7 @@ pub fn op<O: Op>(o: O) -> Arc<dyn Op> {
 }
 
 pub fn spec(key: &str, op: Arc<dyn Op>, deps: &[&str]) -> TaskSpec {
-    TaskSpec::new(
-        Key::named(key),
-        op,
-        deps.iter().map(|&d| Key::named(d)).collect(),
-    )
+    TaskSpec::new(Key::named(key), op, deps.iter().map(|&d| Key::named(d)))
 }
 
 pub fn keys(names: &[&str]) -> Vec<Key> {
@@ -161,7 +157,7 @@ pub fn name_set(names: &[&str]) -> BTreeSet<String> {
 /// values of its dependencies. Panics if a task runs before one of its inputs.
 pub fn evaluate(graph: &Graph) -> Vec<Value> {
     let order = graph.topological_order().expect("acyclic");
-    evaluate_in(graph, &order)
+    evaluate_in(graph, order)
 }
 
 /// Like [`evaluate`] but in a given order of ids (`order[k]` runs k-th).
@@ -211,7 +207,7 @@ pub fn assert_valid(graph: &Graph) {
         TaskSpec::new(
             t.key.clone(),
             t.op.clone(),
-            t.deps.iter().map(|&d| graph.task(d).key.clone()).collect(),
+            t.deps.iter().map(|&d| graph.task(d).key.clone()),
         )
     });
     let rebuilt = Graph::from_specs(specs).expect("optimized graph is a valid DAG");
@@ -255,7 +251,7 @@ impl RandomDag {
                         c: t.c,
                         cheap: t.cheap,
                     }),
-                    t.deps.iter().map(|&d| Self::key(d)).collect(),
+                    t.deps.iter().map(|&d| Self::key(d)),
                 )
             })
             .collect()
