@@ -163,6 +163,21 @@ data_tuple!(A, B, C);
 data_tuple!(A, B, C, D);
 data_tuple!(A, B, C, D, E);
 
+#[cfg(feature = "ndarray")]
+impl<T: Data, D: ndarray::Dimension + 'static> Data for ndarray::Array<T, D> {
+    fn nbytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.len() * std::mem::size_of::<T>()
+    }
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        t.write_str("ndarray");
+        t.write_u64(self.ndim() as u64);
+        for &d in self.shape() {
+            t.write_u64(d as u64);
+        }
+        self.iter().all(|v| v.tokenize(t))
+    }
+}
+
 /// The object-safe face of a stored value.
 trait AnyData: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;

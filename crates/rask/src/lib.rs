@@ -58,6 +58,24 @@ pub use rask_scheduler::{CancelToken, Executor};
 pub use visualize::{ColorBy, Visualization};
 
 pub use rask_graph as graph;
+
+/// Chunked arrays: [`rask_array`] plus [`array::from_delayed`].
+pub mod array {
+    pub use rask_array::*;
+
+    use crate::{Delayed, Result};
+    use ndarray::ArrayD;
+
+    /// A one-block array from a `Delayed` producing an `ndarray` of the declared `shape`
+    /// (Dask's `da.from_delayed`). A different shape or type at run time is an error naming
+    /// the argument and the task.
+    pub fn from_delayed<T: Element>(
+        value: &Delayed<ArrayD<T>>,
+        shape: &[usize],
+    ) -> Result<Array<T>> {
+        from_task(value.layer().clone(), value.key().clone(), shape)
+    }
+}
 pub use rask_scheduler as scheduler;
 
 /// What most programs need: `use rask::prelude::*;`.

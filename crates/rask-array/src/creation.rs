@@ -1,0 +1,441 @@
+//! Creating arrays: constants, ranges, the identity, from an `ndarray`, from one task's output.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use rask_error::{RaskError, Result};
+use rask_graph::{Key, Layer, Op, Tokenizer, Value, encode_params};
+use serde::Serialize;
+
+use crate::array::{ArrayBuilder, block_nbytes, block_value};
+use crate::{Array, ChunkSpec, Chunks, Element, NumElement};
+
+fn tokenize_shape(t: &mut Tokenizer, shape: &[usize], chunks: &Chunks) {
+    t.write_u64(shape.len() as u64);
+    for &s in shape {
+        t.write_u64(s as u64);
+    }
+    for axis in chunks.sizes() {
+        t.write_u64(axis.len() as u64);
+        for &c in axis {
+            t.write_u64(c as u64);
+        }
+    }
+}
+
+/// A block filled with one value.
+struct Full<T> {
+    value: T,
+    shape: Vec<usize>,
+}
+
+#[derive(Serialize)]
+struct FullParams<'a> {
+    dtype: &'static str,
+    value: f64,
+    shape: &'a [usize],
+}
+
+impl<T: Element> Op for Full<T> {
+    fn name(&self) -> &str {
+        "rask.array.full"
+    }
+    fn label(&self) -> &str {
+        "full"
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        encode_params(
+            self.name(),
+            &FullParams {
+                dtype: T::DTYPE.name(),
+                value: self.value.to_f64(),
+                shape: &self.shape,
+            },
+        )
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        Ok(block_value(ArrayD::from_elem(
+            IxDyn(&self.shape),
+            self.value,
+        )))
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(block_nbytes::<T>(&self.shape))
+    }
+}
+
+/// An array of `shape` filled with `value`.
+pub fn full<T: Element>(
+    shape: &[usize],
+    value: T,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    let chunks = Chunks::normalize(chunks, shape, std::mem::size_of::<T>())?;
+    let mut t = Tokenizer::new("rask.array.full");
+    t.write_str(T::DTYPE.name());
+    value.tokenize(&mut t);
+    tokenize_shape(&mut t, shape, &chunks);
+    let mut b = ArrayBuilder::new("full", t.finish(), chunks, Vec::new());
+    for idx in b.chunks().block_indices() {
+        let op = Arc::new(Full {
+            value,
+            shape: b.chunks().block_shape(&idx),
+        });
+        b.task(&idx, op, Vec::new());
+    }
+    Ok(b.finish())
+}
+
+pub fn zeros<T: NumElement>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    full(shape, T::zero(), chunks)
+}
+
+pub fn ones<T: NumElement>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    full(shape, T::one(), chunks)
+}
+
+/// One block of an evenly spaced range: element `i` is `start + (offset + i) * step`.
+struct Range1d<T> {
+    start: f64,
+    step: f64,
+    offset: usize,
+    len: usize,
+    /// For `linspace` with an endpoint, the last element is exactly `stop` (as NumPy does).
+    last: Option<(usize, f64)>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+#[derive(Serialize)]
+struct RangeParams {
+    dtype: &'static str,
+    start: f64,
+    step: f64,
+    offset: usize,
+    len: usize,
+    last: Option<(usize, f64)>,
+}
+
+impl<T: Element> Op for Range1d<T> {
+    fn name(&self) -> &str {
+        "rask.array.range"
+    }
+    fn label(&self) -> &str {
+        "range"
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        encode_params(
+            self.name(),
+            &RangeParams {
+                dtype: T::DTYPE.name(),
+                start: self.start,
+                step: self.step,
+                offset: self.offset,
+                len: self.len,
+                last: self.last,
+            },
+        )
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        let mut v: Vec<T> = (0..self.len)
+            .map(|i| T::from_f64(self.start + (self.offset + i) as f64 * self.step))
+            .collect();
+        if let Some((pos, value)) = self.last
+            && pos >= self.offset
+            && pos < self.offset + self.len
+        {
+            v[pos - self.offset] = T::from_f64(value);
+        }
+        Ok(block_value(
+            ArrayD::from_shape_vec(IxDyn(&[self.len]), v)
+                .map_err(|e| RaskError::ShapeMismatch(e.to_string()))?,
+        ))
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(block_nbytes::<T>(&[self.len]))
+    }
+}
+
+fn range_array<T: Element>(
+    prefix: &str,
+    start: f64,
+    step: f64,
+    len: usize,
+    last: Option<(usize, f64)>,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    let chunks = Chunks::normalize(chunks, &[len], std::mem::size_of::<T>())?;
+    let mut t = Tokenizer::new("rask.array.range");
+    t.write_str(T::DTYPE.name());
+    t.write_f64(start);
+    t.write_f64(step);
+    t.write_u64(len as u64);
+    if let Some((p, v)) = last {
+        t.write_u64(p as u64);
+        t.write_f64(v);
+    }
+    tokenize_shape(&mut t, &[len], &chunks);
+    let offsets = chunks.offsets(0);
+    let mut b = ArrayBuilder::new(prefix, t.finish(), chunks, Vec::new());
+    for (i, w) in offsets.windows(2).enumerate() {
+        let op = Arc::new(Range1d::<T> {
+            start,
+            step,
+            offset: w[0],
+            len: w[1] - w[0],
+            last,
+            _t: std::marker::PhantomData,
+        });
+        b.task(&[i], op, Vec::new());
+    }
+    Ok(b.finish())
+}
+
+/// Values from `start` up to (not including) `stop` by `step`, as NumPy's `arange`.
+pub fn arange<T: Element>(
+    start: f64,
+    stop: f64,
+    step: f64,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    if step == 0.0 || !step.is_finite() {
+        return Err(RaskError::invalid_argument(
+            "step",
+            format!("must be finite and non-zero, got {step}"),
+        ));
+    }
+    if !start.is_finite() || !stop.is_finite() {
+        return Err(RaskError::invalid_argument(
+            "start",
+            format!("start and stop must be finite, got {start} and {stop}"),
+        ));
+    }
+    let len = ((stop - start) / step).ceil().max(0.0) as usize;
+    range_array("arange", start, step, len, None, chunks)
+}
+
+/// `num` evenly spaced values from `start` to `stop` (inclusive when `endpoint`), as NumPy's
+/// `linspace`.
+pub fn linspace<T: Element>(
+    start: f64,
+    stop: f64,
+    num: usize,
+    endpoint: bool,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    if !start.is_finite() || !stop.is_finite() {
+        return Err(RaskError::invalid_argument(
+            "start",
+            format!("start and stop must be finite, got {start} and {stop}"),
+        ));
+    }
+    let div = if endpoint { num.saturating_sub(1) } else { num };
+    let step = if div > 0 {
+        (stop - start) / div as f64
+    } else {
+        0.0
+    };
+    let last = (endpoint && num > 1).then(|| (num - 1, stop));
+    range_array("linspace", start, step, num, last, chunks)
+}
+
+/// One block of the identity-like matrix with ones on diagonal `k`.
+struct EyeBlock<T> {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    k: isize,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+#[derive(Serialize)]
+struct EyeParams {
+    dtype: &'static str,
+    rows: (usize, usize),
+    cols: (usize, usize),
+    k: isize,
+}
+
+impl<T: NumElement> Op for EyeBlock<T> {
+    fn name(&self) -> &str {
+        "rask.array.eye"
+    }
+    fn label(&self) -> &str {
+        "eye"
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        encode_params(
+            self.name(),
+            &EyeParams {
+                dtype: T::DTYPE.name(),
+                rows: (self.rows.start, self.rows.end),
+                cols: (self.cols.start, self.cols.end),
+                k: self.k,
+            },
+        )
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        let mut a = ArrayD::<T>::zeros(IxDyn(&[self.rows.len(), self.cols.len()]));
+        for (i, r) in self.rows.clone().enumerate() {
+            let c = r as isize + self.k;
+            if c >= self.cols.start as isize && c < self.cols.end as isize {
+                a[[i, (c as usize) - self.cols.start]] = T::one();
+            }
+        }
+        Ok(block_value(a))
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(block_nbytes::<T>(&[self.rows.len(), self.cols.len()]))
+    }
+}
+
+/// An `n x m` matrix with ones on diagonal `k` (0 the main one, positive above).
+pub fn eye<T: NumElement>(
+    n: usize,
+    m: Option<usize>,
+    k: isize,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    let m = m.unwrap_or(n);
+    let shape = [n, m];
+    let chunks = Chunks::normalize(chunks, &shape, std::mem::size_of::<T>())?;
+    let mut t = Tokenizer::new("rask.array.eye");
+    t.write_str(T::DTYPE.name());
+    t.write_i64(k as i64);
+    tokenize_shape(&mut t, &shape, &chunks);
+    let mut b = ArrayBuilder::new("eye", t.finish(), chunks, Vec::new());
+    for idx in b.chunks().block_indices() {
+        let r = b.chunks().block_ranges(&idx);
+        let op = Arc::new(EyeBlock::<T> {
+            rows: r[0].clone(),
+            cols: r[1].clone(),
+            k,
+            _t: std::marker::PhantomData,
+        });
+        b.task(&idx, op, Vec::new());
+    }
+    Ok(b.finish())
+}
+
+/// One block cut out of an in-memory `ndarray` shared by all blocks.
+struct FromNdarray<T> {
+    source: Arc<ArrayD<T>>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl<T: Element> Op for FromNdarray<T> {
+    fn name(&self) -> &str {
+        "rask.array.from_ndarray"
+    }
+    fn label(&self) -> &str {
+        "array"
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        let info: Vec<SliceInfoElem> = self
+            .ranges
+            .iter()
+            .map(|r| SliceInfoElem::Slice {
+                start: r.start as isize,
+                end: Some(r.end as isize),
+                step: 1,
+            })
+            .collect();
+        Ok(block_value(self.source.slice(info.as_slice()).to_owned()))
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(
+            (self.ranges.iter().map(|r| r.len()).product::<usize>() * std::mem::size_of::<T>())
+                as u64,
+        )
+    }
+}
+
+/// A chunked array over an in-memory `ndarray` (Dask's `from_array`). The key is a hash of
+/// the data, so the same data gives the same array name.
+pub fn from_ndarray<T: Element>(data: ArrayD<T>, chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    let shape = data.shape().to_vec();
+    let chunks = Chunks::normalize(chunks, &shape, std::mem::size_of::<T>())?;
+    let mut t = Tokenizer::new("rask.array.from_ndarray");
+    t.write_str(T::DTYPE.name());
+    tokenize_shape(&mut t, &shape, &chunks);
+    for v in data.iter() {
+        v.tokenize(&mut t);
+    }
+    let source = Arc::new(data);
+    let mut b = ArrayBuilder::new("array", t.finish(), chunks, Vec::new());
+    for idx in b.chunks().block_indices() {
+        let op = Arc::new(FromNdarray {
+            source: source.clone(),
+            ranges: b.chunks().block_ranges(&idx),
+        });
+        b.task(&idx, op, Vec::new());
+    }
+    Ok(b.finish())
+}
+
+/// Checks that a task's output is a block of the declared shape and dtype.
+struct CheckBlock<T> {
+    shape: Vec<usize>,
+    source: Key,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Element> Op for CheckBlock<T> {
+    fn name(&self) -> &str {
+        "rask.array.from_delayed"
+    }
+    fn label(&self) -> &str {
+        "from_delayed"
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let v = &inputs[0];
+        let Some(block) = v.downcast_ref::<ArrayD<T>>() else {
+            return Err(RaskError::invalid_argument(
+                "value",
+                format!(
+                    "from_delayed: {} produced a {}, declared an array of {}",
+                    self.source,
+                    v.type_name(),
+                    T::DTYPE
+                ),
+            ));
+        };
+        if block.shape() != self.shape.as_slice() {
+            return Err(RaskError::invalid_argument(
+                "shape",
+                format!(
+                    "from_delayed: {} produced shape {:?}, declared {:?}",
+                    self.source,
+                    block.shape(),
+                    self.shape
+                ),
+            ));
+        }
+        Ok(v.clone())
+    }
+    fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
+        Some(block_nbytes::<T>(&self.shape))
+    }
+}
+
+/// A one-block array whose block is the output of task `key` in `layer` (what a
+/// `Delayed<ArrayD<T>>` holds), declared to have `shape`. Running checks the declaration:
+/// another shape or type is an error naming the argument and the key.
+pub fn from_task<T: Element>(layer: Arc<Layer>, key: Key, shape: &[usize]) -> Result<Array<T>> {
+    let chunks = Chunks::normalize(
+        ChunkSpec::PerAxis(vec![None; shape.len()]),
+        shape,
+        std::mem::size_of::<T>(),
+    )?;
+    let mut t = Tokenizer::new("rask.array.from_delayed");
+    t.write_key(&key);
+    t.write_str(T::DTYPE.name());
+    tokenize_shape(&mut t, shape, &chunks);
+    let mut b = ArrayBuilder::new("from_delayed", t.finish(), chunks, vec![layer]);
+    let idx = vec![0; shape.len()];
+    let op = Arc::new(CheckBlock::<T> {
+        shape: shape.to_vec(),
+        source: key.clone(),
+        _t: std::marker::PhantomData,
+    });
+    b.task(&idx, op, vec![key]);
+    Ok(b.finish())
+}

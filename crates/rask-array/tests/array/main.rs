@@ -1,0 +1,3 @@
+//! Integration tests of rask-array: every operation against plain ndarray.
+
+mod creation;
