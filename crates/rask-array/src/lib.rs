@@ -12,6 +12,10 @@
 //!   op is a named, parameterized [`Op`](rask_graph::Op). `Array` implements
 //!   [`Collection`](rask_graph::Collection): computing it (with `rask`'s `compute`) runs the
 //!   graph and assembles the blocks into one `ArrayD<T>`.
+//! - Reductions (`sum`, `mean`, `var`, `argmax`, ... over [`Axes`] with [`ReduceOptions`])
+//!   lower to a per-block partial, a tree of combines and a finalize step (see the
+//!   `reduction` module); [`matmul`] / [`Array::dot`] multiply blocks and sum them with the
+//!   same tree.
 //!
 //! This crate never runs anything: it builds graphs. The `rask` crate runs them.
 //!
@@ -33,10 +37,14 @@ mod array;
 mod chunks;
 mod creation;
 mod dtype;
+mod linalg;
 mod rechunk;
+mod reduction;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
 pub use creation::{arange, eye, from_ndarray, from_task, full, linspace, ones, zeros};
 pub use dtype::{DType, Element, FloatElement, NumElement};
+pub use linalg::{MatmulElement, matmul};
 pub use rechunk::rechunk;
+pub use reduction::{ArgPartial, Axes, DEFAULT_SPLIT_EVERY, Moments, ReduceOptions, SumCount};
