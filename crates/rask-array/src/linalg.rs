@@ -109,7 +109,7 @@ impl<T: MatmulElement> Combiner for BlockSum<T> {
         }
     }
     fn merge(&self, acc: &mut ArrayD<T>, other: &ArrayD<T>) {
-        acc.zip_mut_with(other, |a, &b| *a = *a + b);
+        acc.zip_mut_with(other, |a, &b| *a += b);
     }
     fn finalize(&self, p: ArrayD<T>) -> ArrayD<T> {
         p

@@ -1029,6 +1029,19 @@ impl<T: Element> Reducer for ArgR<T> {
 impl<T: NumElement> Array<T> {
     /// Sum over `axes`, in the array's dtype (integers wrap like NumPy's only in release
     /// builds; debug builds check overflow).
+    ///
+    /// ```
+    /// use rask::prelude::*;
+    /// use rask::array::{self, Axes, ReduceOptions};
+    ///
+    /// let x = array::ones::<i64>(&[4, 6], 3)?;
+    /// assert_eq!(x.sum(Axes::All)?.compute()?[[]], 24);
+    /// assert_eq!(x.sum(0)?.shape(), &[6]);
+    /// let opts = ReduceOptions { keepdims: true, split_every: Some(2) };
+    /// assert_eq!(x.sum_with([0, 1], opts)?.shape(), &[1, 1]);
+    /// assert_eq!(x.mean(-1)?.compute()?.as_slice(), Some(&[1.0; 4][..]));
+    /// # Ok::<(), rask::RaskError>(())
+    /// ```
     pub fn sum(&self, axes: impl Into<Axes>) -> Result<Array<T>> {
         self.sum_with(axes, ReduceOptions::default())
     }

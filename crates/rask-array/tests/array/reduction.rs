@@ -529,3 +529,55 @@ proptest! {
         }
     }
 }
+
+/// The layers under a reduction: the tree has the advertised fan-in and depth, and every
+/// task's op is portable (has params) and sized (has a projected output size).
+#[test]
+fn tree_shape_params_and_sizes() {
+    let x = array::ones::<f64>(&[16], 1).unwrap();
+    let s = x.sum(0).unwrap();
+    // finalize (1 task, 4 deps) <- combine (4 tasks, 4 deps each) <- chunk (16 tasks).
+    let top = s.layer();
+    assert_eq!(top.tasks().len(), 1);
+    assert_eq!(top.tasks()[0].deps.len(), 4);
+    let mid = &top.deps()[0];
+    assert_eq!(mid.tasks().len(), 4);
+    assert!(mid.tasks().iter().all(|t| t.deps.len() == 4));
+    let chunk = &mid.deps()[0];
+    assert_eq!(chunk.tasks().len(), 16);
+    for layer in [top, mid, chunk] {
+        for t in layer.tasks() {
+            assert!(t.op.params().is_some(), "{} has no params", t.op.name());
+            let n = t.op.projected_nbytes(&[]).unwrap();
+            assert!(n > 0 && n < 1024, "{} projects {n} bytes", t.op.name());
+        }
+    }
+    assert_eq!(top.tasks()[0].op.projected_nbytes(&[]), Some(8));
+    // split_every 2 over 16 blocks: 4 levels of pairs.
+    let s2 = x
+        .sum_with(
+            0,
+            ReduceOptions {
+                split_every: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut depth = 0;
+    let mut layer = s2.layer().clone();
+    while layer.tasks()[0].op.name() != "rask.array.reduce.chunk" {
+        assert!(layer.tasks().iter().all(|t| t.deps.len() == 2));
+        layer = layer.deps()[0].clone();
+        depth += 1;
+    }
+    assert_eq!(depth, 4);
+    assert_eq!(s.compute().unwrap()[[]], 16.0);
+    assert_eq!(s2.compute().unwrap()[[]], 16.0);
+    // Matmul ops are portable and sized too.
+    let a = array::ones::<f64>(&[4, 6], 2).unwrap();
+    let m = a.dot(&array::ones::<f64>(&[6, 3], 3).unwrap()).unwrap();
+    for t in m.layer().tasks().iter().chain(m.layer().deps()[0].tasks()) {
+        assert!(t.op.params().is_some());
+        assert!(t.op.projected_nbytes(&[]).is_some());
+    }
+}
