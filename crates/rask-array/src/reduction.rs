@@ -1163,7 +1163,8 @@ impl<T: Element> Array<T> {
                 format!("{what} takes one axis or all axes, got {resolved:?}"),
             ));
         }
-        if self.size() == 0 || resolved.iter().any(|&ax| self.shape()[ax] == 0) {
+        // Like NumPy: an error only when some output would come from no elements.
+        if (flatten && self.size() == 0) || resolved.iter().any(|&ax| self.shape()[ax] == 0) {
             return Err(RaskError::invalid_argument(
                 "axis",
                 format!(

@@ -440,6 +440,8 @@ fn empty_reductions() {
         "{err}"
     );
     assert!(x.argmin(Axes::All).is_err());
+    assert!(x.argmax(0).is_err());
+    assert_eq!(x.argmax(1).unwrap().compute().unwrap().shape(), &[0]);
     // Identities over no elements, as NumPy.
     assert_eq!(
         x.sum(0).unwrap().compute().unwrap().as_slice().unwrap(),
