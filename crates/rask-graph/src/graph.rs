@@ -297,6 +297,36 @@ impl Graph {
         }
     }
 
+    /// The projected output size of every task, from [`Op::projected_nbytes`] applied in
+    /// topological order; `None` where an op cannot tell or an input's size is unknown.
+    pub fn projected_nbytes(&self) -> Vec<Option<u64>> {
+        let mut sizes: Vec<Option<u64>> = vec![None; self.tasks.len()];
+        let Ok(topo) = self.topological_order() else {
+            return sizes;
+        };
+        let mut inputs: Vec<u64> = Vec::new();
+        for &id in topo {
+            let task = &self.tasks[id as usize];
+            inputs.clear();
+            let mut known = true;
+            for &d in &task.deps {
+                match sizes[d as usize] {
+                    Some(s) => inputs.push(s),
+                    None => {
+                        known = false;
+                        break;
+                    }
+                }
+            }
+            sizes[id as usize] = if known {
+                task.op.projected_nbytes(&inputs)
+            } else {
+                None
+            };
+        }
+        sizes
+    }
+
     /// Approximate heap bytes held by the graph (tasks, dependency lists, key index).
     pub fn heap_bytes(&self) -> usize {
         let per_task = std::mem::size_of::<Task>();

@@ -23,17 +23,35 @@ pub trait Callback: Send + Sync {
 
 /// A flag that stops a computation: no new task starts once it is set.
 #[derive(Clone, Default, Debug)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    own: Arc<AtomicBool>,
+    parent: Option<Arc<AtomicBool>>,
+}
 
 impl CancelToken {
     pub fn new() -> Self {
         Self::default()
     }
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+
+    /// A token cancelled by its own `cancel` or by this one's; cancelling it leaves this one
+    /// alone.
+    pub fn child(&self) -> CancelToken {
+        CancelToken {
+            own: Arc::new(AtomicBool::new(false)),
+            parent: Some(self.own.clone()),
+        }
     }
+
+    pub fn cancel(&self) {
+        self.own.store(true, Ordering::Release);
+    }
+
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.own.load(Ordering::Acquire)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Acquire))
     }
 }
 

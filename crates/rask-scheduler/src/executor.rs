@@ -2,6 +2,7 @@
 //! pool of threads sharing it behind a mutex.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,9 @@ pub fn run(
     priority: Vec<u32>,
     opts: &RunOptions,
 ) -> Result<RunOutput> {
+    if let Some(limit) = opts.memory_limit {
+        crate::budget::check_budget(graph, limit)?;
+    }
     let state = SchedulerState::new(graph, outputs, priority).with_memory_limit(opts.memory_limit);
     let shared = Shared {
         inner: Mutex::new(Inner {
@@ -79,6 +83,7 @@ pub fn run(
             state,
         }),
         wake: Condvar::new(),
+        failed: AtomicBool::new(false),
     };
     for cb in &opts.callbacks {
         cb.on_compute_start(graph);
@@ -99,6 +104,9 @@ pub fn run(
         });
     }
     let mut inner = shared.inner.into_inner().unwrap_or_else(|p| p.into_inner());
+    if inner.error.is_none() && inner.state.status() != Status::Done {
+        inner.error = Some(RaskError::Cancelled(None));
+    }
     let stats = RunStats {
         tasks_run: inner.state.n_finished(),
         peak_memory: inner.state.peak_memory(),
@@ -109,9 +117,6 @@ pub fn run(
     }
     if let Some(err) = inner.error.take() {
         return Err(err);
-    }
-    if inner.state.status() != Status::Done {
-        return Err(RaskError::Cancelled(None));
     }
     let mut values = Vec::with_capacity(outputs.len());
     for &o in outputs {
@@ -133,6 +138,8 @@ struct Inner {
 struct Shared {
     inner: Mutex<Inner>,
     wake: Condvar,
+    /// Set once a failure is reported, so workers stop their batches without the lock.
+    failed: AtomicBool,
 }
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
@@ -140,6 +147,9 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Inner> {
     // changed by code here, which does not panic mid-update, so carry on.
     shared.inner.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Tasks averaging less than this are batched.
+const QUICK_TASK_NS: u64 = 20_000;
 
 /// Most tasks one worker takes from the queue at once.
 const MAX_BATCH: usize = 16;
@@ -156,8 +166,12 @@ const FLUSH_AFTER: Duration = Duration::from_micros(20);
 /// as soon as [`FLUSH_AFTER`] has passed, so a slow task never hides others' results.
 fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize) {
     let timed = !opts.callbacks.is_empty();
+    // Running average of this worker's task durations; starts pessimistic (no batching)
+    // until a few tasks showed they are quick.
+    let mut avg_task_ns: u64 = u64::MAX / 2;
     let mut batch: Vec<(TaskId, SmallVec<[Value; 2]>)> = Vec::with_capacity(MAX_BATCH);
-    let mut done: Vec<(TaskId, Result<Value>)> = Vec::with_capacity(MAX_BATCH);
+    // `None`: taken from the queue but not started, because the computation stopped.
+    let mut done: Vec<(TaskId, Option<Result<Value>>)> = Vec::with_capacity(MAX_BATCH);
     let mut guard = lock(shared);
     loop {
         if opts.cancel.is_cancelled() || interrupted() {
@@ -167,7 +181,13 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize
             shared.wake.notify_all();
             return;
         }
-        let want = (guard.state.n_ready() / threads).clamp(1, MAX_BATCH);
+        // Batch only tasks known to be quick, and never under a memory budget: a batch of
+        // roots would load up to MAX_BATCH blocks at once, where the static order needs few.
+        let want = if opts.memory_limit.is_some() || avg_task_ns > QUICK_TASK_NS {
+            1
+        } else {
+            (guard.state.n_ready() / threads).clamp(1, MAX_BATCH)
+        };
         while batch.len() < want {
             let Some(id) = guard.state.pop_ready() else {
                 break;
@@ -206,10 +226,30 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize
 
         let mut since_flush = Instant::now();
         let n = batch.len();
+        let mut stop = false;
         for (k, (id, inputs)) in batch.drain(..).enumerate() {
+            // No task starts once the computation failed or was cancelled, even one already
+            // taken in this batch.
+            stop = stop
+                || (k > 0
+                    && (opts.cancel.is_cancelled()
+                        || interrupted()
+                        || shared.failed.load(Ordering::Acquire)));
+            if stop {
+                done.push((id, None));
+                continue;
+            }
+            let started = Instant::now();
             let result = run_task(graph, id, &inputs, opts, timed);
+            let took = started.elapsed().as_nanos().min(u64::MAX as u128 / 4) as u64;
+            avg_task_ns = if avg_task_ns >= u64::MAX / 4 {
+                took
+            } else {
+                (avg_task_ns * 7 + took) / 8
+            };
             drop(inputs);
-            done.push((id, result));
+            stop = result.is_err();
+            done.push((id, Some(result)));
             if k + 1 < n && since_flush.elapsed() >= FLUSH_AFTER {
                 let mut g = lock(shared);
                 report(&mut g, shared, &mut done);
@@ -270,12 +310,18 @@ fn run_task(
 fn report(
     guard: &mut MutexGuard<'_, Inner>,
     shared: &Shared,
-    done: &mut Vec<(TaskId, Result<Value>)>,
+    done: &mut Vec<(TaskId, Option<Result<Value>>)>,
 ) {
     let inner = &mut **guard;
     for (id, result) in done.drain(..) {
         match result {
-            Ok(value) => {
+            None => {
+                // Skipped because the computation stopped: a failure reported earlier (the
+                // state is no longer running then), or a cancellation.
+                inner.state.cancel();
+                inner.state.task_skipped(id);
+            }
+            Some(Ok(value)) => {
                 let nbytes = value.nbytes() as u64;
                 inner.state.task_finished(id, nbytes);
                 if inner.state.state_of(id) == TaskState::Memory {
@@ -285,11 +331,12 @@ fn report(
                     inner.values[r as usize] = None;
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 inner.state.task_failed(id);
                 if inner.error.is_none() {
                     inner.error = Some(e);
                 }
+                shared.failed.store(true, Ordering::Release);
                 shared.wake.notify_all();
             }
         }
@@ -325,7 +372,9 @@ impl ComputeHandle {
         priority: Vec<u32>,
         mut opts: RunOptions,
     ) -> ComputeHandle {
-        let cancel = opts.cancel.clone();
+        // The handle's own token, which also observes the caller's: cancelling or dropping
+        // the handle must not cancel later computations sharing the caller's token.
+        let cancel = opts.cancel.child();
         opts.cancel = cancel.clone();
         let join = std::thread::Builder::new()
             .name("rask-compute".into())

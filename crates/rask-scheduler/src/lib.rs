@@ -41,11 +41,13 @@
 //! # Ok::<(), rask_error::RaskError>(())
 //! ```
 
+mod budget;
 mod callbacks;
 mod executor;
 mod progress;
 mod state;
 
+pub use budget::{check_budget, human_bytes};
 pub use callbacks::{Callback, CancelToken, clear_interrupt, interrupt};
 pub use executor::{ComputeHandle, Executor, RunOptions, RunOutput, RunStats, run};
 pub use progress::ProgressBar;

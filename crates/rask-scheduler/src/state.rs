@@ -52,6 +52,8 @@ pub struct SchedulerState {
     waiting_on: Vec<u32>,
     waiters: Vec<u32>,
     is_output: Vec<bool>,
+    /// An output or an ancestor of one: only these run.
+    needed: Vec<bool>,
     nbytes: Vec<u64>,
     ready_roots: BinaryHeap<Reverse<u32>>,
     ready_inner: BinaryHeap<Reverse<u32>>,
@@ -82,10 +84,22 @@ impl SchedulerState {
             is_output[o as usize] = true;
         }
         let outputs_left = is_output.iter().filter(|&&o| o).count();
+        // Only the outputs and their ancestors run; any other task stays `Waiting`.
+        let mut needed = vec![false; n];
+        let mut stack: Vec<TaskId> = outputs.to_vec();
+        while let Some(t) = stack.pop() {
+            if !needed[t as usize] {
+                needed[t as usize] = true;
+                stack.extend_from_slice(deps.of(t));
+            }
+        }
         let mut s = SchedulerState {
             waiting_on: (0..n as TaskId).map(|i| deps.len_of(i) as u32).collect(),
             waiters: (0..n as TaskId)
-                .map(|i| dependents.len_of(i) as u32)
+                .map(|i| {
+                    let readers = dependents.of(i).iter();
+                    readers.filter(|&&t| needed[t as usize]).count() as u32
+                })
                 .collect(),
             state: vec![TaskState::Waiting; n],
             nbytes: vec![0; n],
@@ -94,6 +108,7 @@ impl SchedulerState {
             priority,
             by_priority,
             is_output,
+            needed,
             ready_roots: BinaryHeap::new(),
             ready_inner: BinaryHeap::new(),
             released: Vec::new(),
@@ -110,7 +125,7 @@ impl SchedulerState {
             },
         };
         for id in 0..n as TaskId {
-            if s.waiting_on[id as usize] == 0 {
+            if s.waiting_on[id as usize] == 0 && s.needed[id as usize] {
                 s.make_ready(id);
             }
         }
@@ -151,7 +166,7 @@ impl SchedulerState {
             }
             (None, Some(_)) => &mut self.ready_inner,
             (Some(r), Some(i)) => {
-                if over_budget || i < r {
+                if over_budget || i > r {
                     // Reverse(): the greater entry has the smaller priority number.
                     &mut self.ready_inner
                 } else {
@@ -196,7 +211,7 @@ impl SchedulerState {
             let t = self.dependents.of(id)[k];
             let w = &mut self.waiting_on[t as usize];
             *w -= 1;
-            if *w == 0 {
+            if *w == 0 && self.needed[t as usize] {
                 self.make_ready(t);
             }
         }
@@ -228,6 +243,16 @@ impl SchedulerState {
             self.status = Status::Failed;
             self.cancel_pending();
         }
+    }
+
+    /// Records that a task handed out by [`SchedulerState::pop_ready`] was never started
+    /// because the computation failed or was cancelled meanwhile (see
+    /// [`SchedulerState::cancel`]): it ends `Cancelled`.
+    pub fn task_skipped(&mut self, id: TaskId) {
+        debug_assert_eq!(self.state[id as usize], TaskState::Running);
+        debug_assert_ne!(self.status, Status::Running, "skipped while running on");
+        self.n_running -= 1;
+        self.state[id as usize] = TaskState::Cancelled;
     }
 
     /// Cancels the computation: nothing new starts; running tasks finish and are discarded.
@@ -314,6 +339,7 @@ impl SchedulerState {
             + self.waiting_on.capacity() * 4
             + self.waiters.capacity() * 4
             + self.is_output.capacity()
+            + self.needed.capacity()
             + self.nbytes.capacity() * 8
             + (self.ready_roots.capacity() + self.ready_inner.capacity()) * 4
             + self.released.capacity() * 4
@@ -334,13 +360,10 @@ mod tests {
 
     /// Builds a graph from `(name, deps)` pairs, all with a dummy op.
     fn graph(spec: &[(&str, &[&str])]) -> Graph {
-        Graph::from_specs(spec.iter().map(|(k, deps)| {
-            TaskSpec::new(
-                Key::named(k),
-                lit(),
-                deps.iter().map(|d| Key::named(d)).collect(),
-            )
-        }))
+        Graph::from_specs(
+            spec.iter()
+                .map(|(k, deps)| TaskSpec::new(Key::named(k), lit(), deps.iter().map(Key::named))),
+        )
         .unwrap()
     }
 
