@@ -34,9 +34,14 @@ mod chunks;
 mod creation;
 mod dtype;
 mod rechunk;
+mod shape;
+mod slicing;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
 pub use creation::{arange, eye, from_ndarray, from_task, full, linspace, ones, zeros};
 pub use dtype::{DType, Element, FloatElement, NumElement};
-pub use rechunk::rechunk;
+pub use rechunk::{rechunk, rechunk_with};
+pub use shape::{concatenate, stack};
+
+pub use slicing::{Slice, SliceArg, slice};
