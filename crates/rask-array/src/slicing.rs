@@ -179,13 +179,19 @@ fn normalize(arg: SliceArg, n: usize, axis: usize) -> Result<Axis> {
             let (start, len) = if step > 0 {
                 let b = start.map_or(0, |v| fix(v, 0, n_i));
                 let e = stop.map_or(n_i, |v| fix(v, 0, n_i));
-                let len = if e > b { (e - b + step - 1) / step } else { 0 };
+                // (e - b - 1) / step + 1 = ceil((e - b) / step), without overflow for huge steps.
+                let len = if e > b { (e - b - 1) / step + 1 } else { 0 };
                 (b, len)
             } else {
                 let b = start.map_or(n_i - 1, |v| fix(v, -1, n_i - 1));
                 let e = stop.map_or(-1, |v| fix(v, -1, n_i - 1));
-                let s = -step;
-                let len = if b > e { (b - e + s - 1) / s } else { 0 };
+                // In i128: -isize::MIN does not fit an isize.
+                let s = -(step as i128);
+                let len = if b > e {
+                    ((b - e - 1) as i128 / s + 1) as isize
+                } else {
+                    0
+                };
                 (b, len)
             };
             Ok(Axis::Range {
@@ -212,30 +218,31 @@ enum Take {
 
 /// For one kept axis: the output pieces, in output order, as (input block, what to take).
 fn axis_pieces(start: isize, step: isize, len: usize, chunks: &[usize]) -> Vec<(usize, Take)> {
-    let m = len as isize;
+    // In i128 so that huge steps and offsets cannot overflow.
+    let (start, step_w, m) = (start as i128, step as i128, len as i128);
     let mut out = Vec::new();
-    let mut b0 = 0isize;
+    let mut b0 = 0i128;
     for (bi, &c) in chunks.iter().enumerate() {
-        let b1 = b0 + c as isize;
+        let b1 = b0 + c as i128;
         // The output elements k with b0 <= start + k * step < b1.
-        let (lo, hi) = if step > 0 {
-            let k = |b: isize| {
+        let (lo, hi) = if step_w > 0 {
+            let k = |b: i128| {
                 if b <= start {
                     0
                 } else {
-                    (b - start + step - 1) / step
+                    (b - start - 1) / step_w + 1
                 }
             };
             (k(b0), k(b1))
         } else {
-            let s = -step;
+            let s = -step_w;
             let lo = if start < b1 { 0 } else { (start - b1) / s + 1 };
             let hi = if start < b0 { 0 } else { (start - b0) / s + 1 };
             (lo, hi)
         };
         let (lo, hi) = (lo.clamp(0, m), hi.clamp(0, m));
         if hi > lo {
-            let first = (start + lo * step - b0) as usize;
+            let first = (start + lo * step_w - b0) as usize;
             out.push((
                 bi,
                 Take::Range {
@@ -312,15 +319,17 @@ impl<T: Element> Op for SliceBlock<T> {
             .zip(block.shape())
             .map(|(t, &n)| match *t {
                 Take::Index(i) if i < n => Ok(SliceInfoElem::Index(i as isize)),
-                Take::Range { first, step, len }
-                    if len > 0
-                        && (first as isize + (len as isize - 1) * step) >= 0
-                        && (first as isize + (len as isize - 1) * step) < n as isize
-                        && first < n =>
-                {
+                Take::Range { first, step, len } if len > 0 && first < n => {
+                    // The last element taken, in i128 so that bad parameters cannot overflow.
+                    let last = first as i128 + (len as i128 - 1) * step as i128;
+                    if last < 0 || last >= n as i128 {
+                        return Err(RaskError::ShapeMismatch(format!(
+                            "getitem: selection {t:?} does not fit a block of length {n}"
+                        )));
+                    }
+                    let last = last as isize;
                     // ndarray slices [start, end) then walks it from the far end for a
                     // negative step, so give it the covered range.
-                    let last = first as isize + (len as isize - 1) * step;
                     let (lo, hi) = if step > 0 {
                         (first as isize, last + 1)
                     } else {
@@ -520,6 +529,23 @@ mod tests {
                 len: 4
             }
         );
+    }
+
+    #[test]
+    fn huge_steps_and_bounds_do_not_overflow() {
+        for step in [isize::MAX, isize::MIN, isize::MIN + 1] {
+            for (start, stop) in [(None, None), (Some(isize::MIN), Some(isize::MAX))] {
+                let ax = normalize(SliceArg::Slice(Slice::new(start, stop, step)), 10, 0).unwrap();
+                let Axis::Range { start, step, len } = ax else {
+                    unreachable!()
+                };
+                assert!(len <= 1, "{ax:?}");
+                let p = axis_pieces(start, step, len, &[4, 4, 2]);
+                assert_eq!(p.len(), len);
+            }
+        }
+        assert!(normalize(SliceArg::Index(isize::MIN), 10, 0).is_err());
+        assert!(normalize(SliceArg::Index(isize::MAX), 10, 0).is_err());
     }
 
     #[test]

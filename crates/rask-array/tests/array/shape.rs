@@ -1,6 +1,7 @@
 //! Shape operations against plain ndarray on uneven chunkings; bad inputs name the argument.
 
 use ndarray::{ArrayD, Axis, IxDyn};
+use proptest::prelude::*;
 use rask::array::{self, Array};
 use rask::prelude::*;
 
@@ -157,5 +158,88 @@ impl Scale for Array<i64> {
     fn map_blocks_test_scale(&self) -> Self {
         let d = nd(self.shape()) * 10;
         array::from_ndarray(d, self.chunks().sizes().to_vec()).unwrap()
+    }
+}
+
+fn chunking(len: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..5, 1..12).prop_map(move |v| {
+        if len == 0 {
+            return vec![0];
+        }
+        let mut out = Vec::new();
+        let mut left = len;
+        for c in v.into_iter().cycle() {
+            let c = c.min(left);
+            out.push(c);
+            left -= c;
+            if left == 0 {
+                break;
+            }
+        }
+        out
+    })
+}
+
+fn shaped() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<usize>>)> {
+    prop::collection::vec(0usize..9, 1..4).prop_flat_map(|shape| {
+        let chunks: Vec<_> = shape.iter().map(|&n| chunking(n)).collect();
+        (Just(shape), chunks)
+    })
+}
+
+/// A shape with `size` elements built from `seeds`: each seed picks a divisor of what is left.
+fn factor(size: usize, seeds: &[usize]) -> Vec<usize> {
+    let mut left = size;
+    let mut out = Vec::new();
+    for &s in seeds {
+        let divisors: Vec<usize> = (1..=left.max(1)).filter(|d| left % d == 0).collect();
+        let d = if left == 0 {
+            s % 3
+        } else {
+            divisors[s % divisors.len()]
+        };
+        out.push(d);
+        if d > 0 {
+            left /= d;
+        }
+    }
+    out.push(left);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    #[test]
+    fn reshape_any_factorization(
+        (shape, chunks) in shaped(),
+        seeds in prop::collection::vec(0usize..100, 0..3),
+        infer in 0usize..4,
+    ) {
+        let data = nd(&shape);
+        let x = array::from_ndarray(data.clone(), chunks).unwrap();
+        let new = factor(data.len(), &seeds);
+        let mut req: Vec<isize> = new.iter().map(|&d| d as isize).collect();
+        // Ask for one axis with -1 when it can be inferred.
+        let known: usize = new.iter().enumerate().filter(|&(i, _)| i != infer).map(|(_, d)| d).product();
+        if infer < req.len() && known > 0 {
+            req[infer] = -1;
+        }
+        let y = x.reshape(&req).unwrap();
+        prop_assert_eq!(y.shape(), new.as_slice());
+        let want = data.to_shape(IxDyn(&new)).unwrap().to_owned();
+        prop_assert_eq!(y.compute().unwrap(), want);
+    }
+
+    #[test]
+    fn transpose_any_permutation(
+        (shape, chunks) in shaped(),
+        perm in Just(vec![0usize, 1, 2]).prop_shuffle(),
+    ) {
+        let data = nd(&shape);
+        let x = array::from_ndarray(data.clone(), chunks).unwrap();
+        let axes: Vec<usize> = perm.into_iter().filter(|&a| a < shape.len()).collect();
+        let y = x.transpose(Some(&axes)).unwrap();
+        prop_assert_eq!(y.compute().unwrap(), data.permuted_axes(IxDyn(&axes)));
     }
 }
