@@ -199,9 +199,7 @@ fn factor(size: usize, seeds: &[usize]) -> Vec<usize> {
             divisors[s % divisors.len()]
         };
         out.push(d);
-        if d > 0 {
-            left /= d;
-        }
+        left = left.checked_div(d).unwrap_or(left);
     }
     out.push(left);
     out
