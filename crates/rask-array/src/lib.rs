@@ -13,6 +13,12 @@
 //!   [`Collection`](rask_graph::Collection): computing it (with `rask`'s `compute`) runs the
 //!   graph and assembles the blocks into one `ArrayD<T>`.
 //!
+//! - Operations: creation (`creation`), basic indexing with [`SliceArg`] and the [`s!`]
+//!   macro (`slicing`: reads only the blocks it needs), shape operations (`shape`:
+//!   transpose, squeeze, expand_dims, reshape, [`stack`], [`concatenate`], broadcast_to) and
+//!   [`rechunk`] / [`rechunk_with`] (`rechunk`: optionally within a memory bound per task).
+//!   Each module's docs describe its lowering and the memory each task holds.
+//!
 //! This crate never runs anything: it builds graphs. The `rask` crate runs them.
 //!
 //! # Example

@@ -18,6 +18,21 @@
 //! With a negative step the output walks the input's blocks in reverse order. A selection
 //! that is empty along some axis gives a valid array with one 0-length block along it; its
 //! tasks read nothing.
+//!
+//! # Example
+//!
+//! ```
+//! use rask::prelude::*;
+//! use rask::array::{self, s};
+//!
+//! let x = array::arange::<i64>(0.0, 20.0, 1.0, 6)?.reshape(&[4, 5])?;
+//! let y = x.slice(&s![1.., ..;-2])?; // rows 1..4, columns 4, 2, 0
+//! assert_eq!(y.shape(), &[3, 3]);
+//! assert_eq!(y.compute()?.iter().take(3).copied().collect::<Vec<_>>(), vec![9, 7, 5]);
+//! let row = x.slice(&s![-1])?; // the last row; the axis is dropped
+//! assert_eq!(row.compute()?.into_raw_vec_and_offset().0, vec![15, 16, 17, 18, 19]);
+//! # Ok::<(), rask::RaskError>(())
+//! ```
 
 use std::sync::Arc;
 
