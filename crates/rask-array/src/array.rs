@@ -68,6 +68,7 @@ impl ArrayBuilder {
         }
     }
 
+    #[allow(dead_code)] // for operations that derive keys from the new name
     pub(crate) fn name(&self) -> &KeyName {
         &self.name
     }
@@ -157,6 +158,7 @@ impl<T: Element> Array<T> {
     }
 
     /// Checks that `index` names a block, naming the argument when not.
+    #[allow(dead_code)] // for block-level access (`blocks`, `to_delayed`)
     pub(crate) fn check_block_index(&self, index: &[usize]) -> Result<()> {
         let nb = self.numblocks();
         if index.len() != nb.len() || index.iter().zip(&nb).any(|(&i, &n)| i >= n) {

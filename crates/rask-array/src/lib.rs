@@ -17,6 +17,12 @@
 //!   `reduction` module); [`matmul`] / [`Array::dot`] multiply blocks and sum them with the
 //!   same tree.
 //!
+//! - Operations: creation (`creation`), basic indexing with [`SliceArg`] and the [`s!`]
+//!   macro (`slicing`: reads only the blocks it needs), shape operations (`shape`:
+//!   transpose, squeeze, expand_dims, reshape, [`stack`], [`concatenate`], broadcast_to) and
+//!   [`rechunk`] / [`rechunk_with`] (`rechunk`: optionally within a memory bound per task).
+//!   Each module's docs describe its lowering and the memory each task holds.
+//!
 //! This crate never runs anything: it builds graphs. The `rask` crate runs them.
 //!
 //! # Example
@@ -40,11 +46,15 @@ mod dtype;
 mod linalg;
 mod rechunk;
 mod reduction;
+mod shape;
+mod slicing;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
 pub use creation::{arange, eye, from_ndarray, from_task, full, linspace, ones, zeros};
 pub use dtype::{DType, Element, FloatElement, NumElement};
 pub use linalg::{MatmulElement, matmul};
-pub use rechunk::rechunk;
+pub use rechunk::{rechunk, rechunk_with};
 pub use reduction::{ArgPartial, Axes, DEFAULT_SPLIT_EVERY, Moments, ReduceOptions, SumCount};
+pub use shape::{concatenate, stack};
+pub use slicing::{Slice, SliceArg, slice};
