@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use rask_error::{RaskError, Result};
@@ -29,6 +30,86 @@ pub trait Data: Any + Send + Sync + Clone {
     fn tokenize(&self, _t: &mut Tokenizer) -> bool {
         false
     }
+
+    /// Writes the value to `w` so the scheduler can drop it from memory when over its
+    /// budget. `Ok(false)`, the default, means this type cannot be spilled.
+    fn spill(&self, _w: &mut dyn Write) -> io::Result<bool> {
+        Ok(false)
+    }
+
+    /// Reads back a value written by [`Data::spill`].
+    fn unspill(_r: &mut dyn Read) -> io::Result<Self>
+    where
+        Self: Sized,
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            std::any::type_name::<Self>(),
+        ))
+    }
+
+    /// Spills many values at once; numbers override this with one bulk copy.
+    fn spill_slice(items: &[Self], w: &mut dyn Write) -> io::Result<bool>
+    where
+        Self: Sized,
+    {
+        for item in items {
+            if !item.spill(w)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads back `n` values written by [`Data::spill_slice`].
+    fn unspill_vec(r: &mut dyn Read, n: usize) -> io::Result<Vec<Self>>
+    where
+        Self: Sized,
+    {
+        (0..n).map(|_| Self::unspill(r)).collect()
+    }
+}
+
+/// Numbers spill as little-endian bytes, in bulk for slices.
+macro_rules! spill_number {
+    ($t:ty) => {
+        fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+            w.write_all(&self.to_le_bytes())?;
+            Ok(true)
+        }
+        fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+            let mut b = [0u8; std::mem::size_of::<$t>()];
+            r.read_exact(&mut b)?;
+            Ok(<$t>::from_le_bytes(b))
+        }
+        fn spill_slice(items: &[Self], w: &mut dyn Write) -> io::Result<bool> {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            let mut buf = Vec::with_capacity(SIZE * items.len().min(8192));
+            for chunk in items.chunks(8192) {
+                buf.clear();
+                for v in chunk {
+                    buf.extend_from_slice(&v.to_le_bytes());
+                }
+                w.write_all(&buf)?;
+            }
+            Ok(true)
+        }
+        fn unspill_vec(r: &mut dyn Read, n: usize) -> io::Result<Vec<Self>> {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            let mut out = Vec::with_capacity(n);
+            let mut buf = vec![0u8; SIZE * n.min(8192)];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(8192);
+                r.read_exact(&mut buf[..k * SIZE])?;
+                out.extend(buf[..k * SIZE].chunks_exact(SIZE).map(|c| {
+                    <$t>::from_le_bytes(c.try_into().expect("chunks_exact gives SIZE bytes"))
+                }));
+                left -= k;
+            }
+            Ok(out)
+        }
+    };
 }
 
 macro_rules! data_int {
@@ -39,12 +120,48 @@ macro_rules! data_int {
                 t.write_u128(*self as u128);
                 true
             }
+            spill_number!($t);
         }
     )*};
 }
 data_int!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, char, bool
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+
+impl Data for char {
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        t.write_str("char");
+        t.write_u64(*self as u64);
+        true
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&(*self as u32).to_le_bytes())?;
+        Ok(true)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b)?;
+        char::from_u32(u32::from_le_bytes(b))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a char"))
+    }
+}
+
+impl Data for bool {
+    fn tokenize(&self, t: &mut Tokenizer) -> bool {
+        t.write_str("bool");
+        t.write_u8(*self as u8);
+        true
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&[*self as u8])?;
+        Ok(true)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        Ok(b[0] != 0)
+    }
+}
 
 impl Data for f32 {
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
@@ -52,6 +169,7 @@ impl Data for f32 {
         t.write_u64(self.to_bits() as u64);
         true
     }
+    spill_number!(f32);
 }
 
 impl Data for f64 {
@@ -60,6 +178,7 @@ impl Data for f64 {
         t.write_f64(*self);
         true
     }
+    spill_number!(f64);
 }
 
 impl Data for () {
@@ -80,6 +199,16 @@ impl Data for std::time::Duration {
 impl Data for String {
     fn nbytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.capacity()
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&(self.len() as u64).to_le_bytes())?;
+        w.write_all(self.as_bytes())?;
+        Ok(true)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let n = read_len(r)?;
+        let bytes = u8::unspill_vec(r, n)?;
+        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
         t.write_str("str");
@@ -106,6 +235,14 @@ impl<T: Data> Data for Vec<T> {
         t.write_str("Vec");
         t.write_u64(self.len() as u64);
         self.iter().all(|v| v.tokenize(t))
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&(self.len() as u64).to_le_bytes())?;
+        T::spill_slice(self, w)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let n = read_len(r)?;
+        T::unspill_vec(r, n)
     }
 }
 
@@ -163,10 +300,43 @@ data_tuple!(A, B, C);
 data_tuple!(A, B, C, D);
 data_tuple!(A, B, C, D, E);
 
+/// Reads a length written as a little-endian `u64`.
+fn read_len(r: &mut dyn Read) -> io::Result<usize> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b)?;
+    usize::try_from(u64::from_le_bytes(b))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 #[cfg(feature = "ndarray")]
 impl<T: Data, D: ndarray::Dimension + 'static> Data for ndarray::Array<T, D> {
     fn nbytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.len() * std::mem::size_of::<T>()
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&(self.ndim() as u64).to_le_bytes())?;
+        for &d in self.shape() {
+            w.write_all(&(d as u64).to_le_bytes())?;
+        }
+        match self.as_slice() {
+            Some(s) => T::spill_slice(s, w),
+            None => T::spill_slice(&self.iter().cloned().collect::<Vec<T>>(), w),
+        }
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let ndim = read_len(r)?;
+        let mut shape = Vec::with_capacity(ndim.min(64));
+        for _ in 0..ndim {
+            shape.push(read_len(r)?);
+        }
+        let n = shape.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let n = n.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "shape overflows"))?;
+        let data = T::unspill_vec(r, n)?;
+        let dyn_array = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), data)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        dyn_array
+            .into_dimensionality::<D>()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
         t.write_str("ndarray");
@@ -208,6 +378,38 @@ impl<T: Any + Send + Sync> AnyData for Stored<T> {
 pub struct Value {
     inner: Arc<dyn AnyData>,
     nbytes: usize,
+    spill: Option<SpillFns>,
+}
+
+/// How to write a value's type to disk and read it back: the scheduler's spill path, without
+/// knowing the type.
+#[derive(Clone, Copy)]
+pub struct SpillFns {
+    encode: fn(&dyn Any, &mut dyn Write) -> io::Result<bool>,
+    decode: fn(&mut dyn Read) -> io::Result<Value>,
+}
+
+impl SpillFns {
+    fn of<T: Data>() -> Self {
+        fn encode<T: Data>(v: &dyn Any, w: &mut dyn Write) -> io::Result<bool> {
+            match v.downcast_ref::<T>() {
+                Some(v) => v.spill(w),
+                None => Ok(false),
+            }
+        }
+        fn decode<T: Data>(r: &mut dyn Read) -> io::Result<Value> {
+            T::unspill(r).map(Value::new)
+        }
+        SpillFns {
+            encode: encode::<T>,
+            decode: decode::<T>,
+        }
+    }
+
+    /// Reads back a value that [`Value::spill`] wrote.
+    pub fn decode(&self, r: &mut dyn Read) -> io::Result<Value> {
+        (self.decode)(r)
+    }
 }
 
 impl Value {
@@ -216,15 +418,32 @@ impl Value {
         Value {
             inner: Arc::new(Stored { value }),
             nbytes,
+            spill: Some(SpillFns::of::<T>()),
         }
     }
 
-    /// Stores a value of a type that does not implement [`Data`], with its size given.
+    /// Stores a value of a type that does not implement [`Data`], with its size given. Such
+    /// values cannot be spilled.
     pub fn with_nbytes<T: Any + Send + Sync>(value: T, nbytes: usize) -> Self {
         Value {
             inner: Arc::new(Stored { value }),
             nbytes,
+            spill: None,
         }
+    }
+
+    /// Writes the value to `w` for spilling. Returns how to read it back, or `None` when its
+    /// type cannot be spilled (nothing useful was written then).
+    pub fn spill(&self, w: &mut dyn Write) -> io::Result<Option<SpillFns>> {
+        match self.spill {
+            Some(fns) if (fns.encode)(self.inner.as_any(), w)? => Ok(Some(fns)),
+            _ => Ok(None),
+        }
+    }
+
+    /// True when the value's type can be spilled to disk.
+    pub fn can_spill(&self) -> bool {
+        self.spill.is_some()
     }
 
     pub fn nbytes(&self) -> usize {
@@ -314,6 +533,60 @@ mod tests {
         );
         let err = v.take::<String>(&"inc-2").unwrap_err().to_string();
         assert!(err.contains("inc-2") && err.contains("String"), "{err}");
+    }
+
+    fn roundtrip(v: Value) -> Value {
+        let mut buf = Vec::new();
+        let fns = v.spill(&mut buf).unwrap().expect("spillable");
+        fns.decode(&mut buf.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn spill_roundtrips() {
+        let data: Vec<f64> = (0..20_000).map(|i| i as f64 * 0.5 - 3.0).collect();
+        let back = roundtrip(Value::new(data.clone()));
+        assert_eq!(back.get::<Vec<f64>>(&"v").unwrap(), &data);
+        let s = String::from("héllo");
+        assert_eq!(
+            roundtrip(Value::new(s.clone()))
+                .get::<String>(&"s")
+                .unwrap(),
+            &s
+        );
+        let nested = vec![vec![1u8, 2], vec![], vec![3]];
+        assert_eq!(
+            roundtrip(Value::new(nested.clone()))
+                .get::<Vec<Vec<u8>>>(&"n")
+                .unwrap(),
+            &nested
+        );
+        assert_eq!(
+            *roundtrip(Value::new(true)).get::<bool>(&"b").unwrap(),
+            true
+        );
+        assert_eq!(*roundtrip(Value::new(-7i32)).get::<i32>(&"i").unwrap(), -7);
+    }
+
+    #[test]
+    fn types_without_spill_say_so() {
+        #[derive(Clone)]
+        struct Opaque;
+        impl Data for Opaque {}
+        let mut buf = Vec::new();
+        assert!(Value::new(Opaque).spill(&mut buf).unwrap().is_none());
+        assert!(
+            Value::with_nbytes(1u8, 1)
+                .spill(&mut buf)
+                .unwrap()
+                .is_none()
+        );
+        // A truncated spill file is an error, not a panic.
+        let mut full = Vec::new();
+        let fns = Value::new(vec![1.0f64; 10])
+            .spill(&mut full)
+            .unwrap()
+            .unwrap();
+        assert!(fns.decode(&mut &full[..full.len() - 3]).is_err());
     }
 
     #[test]

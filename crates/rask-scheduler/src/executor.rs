@@ -11,6 +11,7 @@ use rask_graph::{Graph, TaskId, Value};
 use smallvec::SmallVec;
 
 use crate::callbacks::{Callback, CancelToken, interrupted};
+use crate::spill::SpillStore;
 use crate::state::{SchedulerState, Status, TaskState};
 
 /// How to run a graph.
@@ -44,6 +45,9 @@ pub struct RunOptions {
     pub cancel: CancelToken,
     /// Memory budget in bytes for values held between tasks.
     pub memory_limit: Option<u64>,
+    /// Where values go when the budget forces them out of memory (a fresh directory under
+    /// the system's temporary directory by default, removed when the run ends).
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 /// What a successful run returns.
@@ -58,6 +62,9 @@ pub struct RunOutput {
 #[derive(Clone, Debug, Default)]
 pub struct RunStats {
     pub tasks_run: usize,
+    /// Values written to disk to stay within the memory budget, and their bytes.
+    pub spilled_values: usize,
+    pub spilled_bytes: u64,
     pub peak_memory: u64,
     /// Heap bytes held by the scheduler state machine.
     pub scheduler_heap_bytes: usize,
@@ -78,6 +85,7 @@ pub fn run(
     let shared = Shared {
         inner: Mutex::new(Inner {
             values: vec![None; graph.len()],
+            spill: SpillStore::new(opts.spill_dir.clone()),
             error: None,
             idle: 0,
             state,
@@ -108,6 +116,8 @@ pub fn run(
         inner.error = Some(RaskError::Cancelled(None));
     }
     let stats = RunStats {
+        spilled_values: inner.state.n_spilled(),
+        spilled_bytes: inner.spill.written_bytes,
         tasks_run: inner.state.n_finished(),
         peak_memory: inner.state.peak_memory(),
         scheduler_heap_bytes: inner.state.heap_bytes(),
@@ -120,9 +130,21 @@ pub fn run(
     }
     let mut values = Vec::with_capacity(outputs.len());
     for &o in outputs {
-        let v = inner.values[o as usize].clone().ok_or_else(|| {
-            RaskError::InvalidGraph(format!("output {} was not computed", graph.task(o).key))
-        })?;
+        let v = match inner.values[o as usize].clone() {
+            Some(v) => v,
+            None => match inner.spill.read(o)? {
+                Some(v) => {
+                    inner.values[o as usize] = Some(v.clone());
+                    v
+                }
+                None => {
+                    return Err(RaskError::InvalidGraph(format!(
+                        "output {} was not computed",
+                        graph.task(o).key
+                    )));
+                }
+            },
+        };
         values.push(v);
     }
     Ok(RunOutput { values, stats })
@@ -131,6 +153,7 @@ pub fn run(
 struct Inner {
     state: SchedulerState,
     values: Vec<Option<Value>>,
+    spill: SpillStore,
     error: Option<RaskError>,
     idle: usize,
 }
@@ -192,20 +215,26 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize
             let Some(id) = guard.state.pop_ready() else {
                 break;
             };
+            apply_spills(&mut guard);
             let task = graph.task(id);
-            let inputs: SmallVec<[Value; 2]> = task
+            let inputs: Result<SmallVec<[Value; 2]>> = task
                 .deps
                 .iter()
-                .map(|&d| match &guard.values[d as usize] {
-                    Some(v) => v.clone(),
-                    None => unreachable!(
-                        "dependency {} of {} not in memory",
-                        graph.task(d).key,
-                        task.key
-                    ),
-                })
+                .map(|&d| load_input(&mut guard, graph, d))
                 .collect();
-            batch.push((id, inputs));
+            match inputs {
+                Ok(inputs) => batch.push((id, inputs)),
+                Err(e) => {
+                    guard.state.task_failed(id);
+                    if guard.error.is_none() {
+                        guard.error =
+                            Some(e.context(format!("reading the inputs of {}", task.key)));
+                    }
+                    shared.failed.store(true, Ordering::Release);
+                    shared.wake.notify_all();
+                    break;
+                }
+            }
         }
         if batch.is_empty() {
             guard.idle += 1;
@@ -306,6 +335,50 @@ fn run_task(
     result
 }
 
+/// Writes the values the state machine chose to spill. A value whose type cannot spill stays
+/// in memory; a failed write fails the computation with the path at fault.
+fn apply_spills(inner: &mut Inner) {
+    let chosen: SmallVec<[TaskId; 8]> = inner.state.drain_spills().collect();
+    for id in chosen {
+        let Some(value) = inner.values[id as usize].take() else {
+            continue;
+        };
+        match inner.spill.write(id, &value) {
+            Ok(true) => {}
+            Ok(false) => {
+                inner.values[id as usize] = Some(value);
+                inner.state.spill_failed(id);
+            }
+            Err(e) => {
+                inner.values[id as usize] = Some(value);
+                inner.state.spill_failed(id);
+                if inner.error.is_none() {
+                    inner.error = Some(e.context("spilling to stay within the memory budget"));
+                }
+                inner.state.cancel();
+            }
+        }
+    }
+}
+
+/// An input of a task about to start: in memory, or read back from disk.
+fn load_input(inner: &mut Inner, graph: &Graph, d: TaskId) -> Result<Value> {
+    if let Some(v) = &inner.values[d as usize] {
+        return Ok(v.clone());
+    }
+    match inner.spill.read(d)? {
+        Some(v) => {
+            inner.state.unspilled(d);
+            inner.values[d as usize] = Some(v.clone());
+            Ok(v)
+        }
+        None => Err(RaskError::InvalidGraph(format!(
+            "input {} is neither in memory nor on disk",
+            graph.task(d).key
+        ))),
+    }
+}
+
 /// Feeds finished tasks to the state machine and drops released values.
 fn report(
     guard: &mut MutexGuard<'_, Inner>,
@@ -327,8 +400,15 @@ fn report(
                 if inner.state.state_of(id) == TaskState::Memory {
                     inner.values[id as usize] = Some(value);
                 }
-                for r in inner.state.drain_released() {
-                    inner.values[r as usize] = None;
+                let Inner {
+                    state,
+                    values,
+                    spill,
+                    ..
+                } = &mut *inner;
+                for r in state.drain_released() {
+                    values[r as usize] = None;
+                    spill.remove(r);
                 }
             }
             Some(Err(e)) => {

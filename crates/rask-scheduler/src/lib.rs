@@ -45,6 +45,7 @@ mod budget;
 mod callbacks;
 mod executor;
 mod progress;
+mod spill;
 mod state;
 
 pub use budget::{check_budget, human_bytes};

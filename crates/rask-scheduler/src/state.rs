@@ -24,6 +24,9 @@ pub enum TaskState {
     Memory,
     /// Finished and its value dropped.
     Released,
+    /// Finished; its value was written to disk to stay within the memory budget, and is read
+    /// back when a dependent starts.
+    Spilled,
     /// It returned an error or panicked.
     Erred,
     /// It never ran because the computation failed or was cancelled.
@@ -58,6 +61,15 @@ pub struct SchedulerState {
     ready_roots: BinaryHeap<Reverse<u32>>,
     ready_inner: BinaryHeap<Reverse<u32>>,
     released: Vec<TaskId>,
+    /// Under a memory budget: values in memory by last use (oldest first), the spill
+    /// candidates.
+    lru: std::collections::BTreeSet<(u64, TaskId)>,
+    last_use: Vec<u64>,
+    clock: u64,
+    to_spill: Vec<TaskId>,
+    unspillable: rustc_hash::FxHashSet<TaskId>,
+    spilled_bytes: u64,
+    n_spilled: usize,
     memory: u64,
     peak_memory: u64,
     memory_limit: Option<u64>,
@@ -112,6 +124,13 @@ impl SchedulerState {
             ready_roots: BinaryHeap::new(),
             ready_inner: BinaryHeap::new(),
             released: Vec::new(),
+            lru: std::collections::BTreeSet::new(),
+            last_use: Vec::new(),
+            clock: 0,
+            to_spill: Vec::new(),
+            unspillable: rustc_hash::FxHashSet::default(),
+            spilled_bytes: 0,
+            n_spilled: 0,
             memory: 0,
             peak_memory: 0,
             memory_limit: None,
@@ -136,7 +155,90 @@ impl SchedulerState {
     /// only add memory) are held back as long as other work is running that may free some.
     pub fn with_memory_limit(mut self, limit: Option<u64>) -> Self {
         self.memory_limit = limit;
+        if limit.is_some() {
+            self.last_use = vec![0; self.state.len()];
+        }
         self
+    }
+
+    /// Marks a value as just used (produced or read), for least-recently-used spilling.
+    fn touch(&mut self, id: TaskId) {
+        if self.memory_limit.is_none() {
+            return;
+        }
+        let i = id as usize;
+        self.lru.remove(&(self.last_use[i], id));
+        self.clock += 1;
+        self.last_use[i] = self.clock;
+        if self.state[i] == TaskState::Memory && !self.unspillable.contains(&id) {
+            self.lru.insert((self.clock, id));
+        }
+    }
+
+    fn forget(&mut self, id: TaskId) {
+        if self.memory_limit.is_some() {
+            self.lru.remove(&(self.last_use[id as usize], id));
+        }
+    }
+
+    /// Picks least-recently-used values to write to disk until the bytes held are at most
+    /// `target`. Values read by running tasks stay (spilling them frees nothing).
+    fn choose_spills(&mut self, target: u64) {
+        let mut skipped = Vec::new();
+        while self.memory > target {
+            let Some(&(t, id)) = self.lru.iter().next() else {
+                break;
+            };
+            self.lru.remove(&(t, id));
+            let read_by_running = self
+                .dependents
+                .of(id)
+                .iter()
+                .any(|&d| self.state[d as usize] == TaskState::Running);
+            if read_by_running {
+                skipped.push((t, id));
+                continue;
+            }
+            let i = id as usize;
+            self.state[i] = TaskState::Spilled;
+            self.memory -= self.nbytes[i];
+            self.spilled_bytes += self.nbytes[i];
+            self.n_spilled += 1;
+            self.to_spill.push(id);
+        }
+        self.lru.extend(skipped);
+    }
+
+    /// Values the executor must write to disk now (their state is already `Spilled`).
+    pub fn drain_spills(&mut self) -> std::vec::Drain<'_, TaskId> {
+        self.to_spill.drain(..)
+    }
+
+    /// The executor could not spill `id` (its type has no spill path): it stays in memory
+    /// and is not chosen again.
+    pub fn spill_failed(&mut self, id: TaskId) {
+        let i = id as usize;
+        if self.state[i] != TaskState::Spilled {
+            return;
+        }
+        self.state[i] = TaskState::Memory;
+        self.memory += self.nbytes[i];
+        self.spilled_bytes -= self.nbytes[i];
+        self.n_spilled -= 1;
+        self.unspillable.insert(id);
+    }
+
+    /// The executor read a spilled value back into memory.
+    pub fn unspilled(&mut self, id: TaskId) {
+        let i = id as usize;
+        if self.state[i] != TaskState::Spilled {
+            return;
+        }
+        self.state[i] = TaskState::Memory;
+        self.memory += self.nbytes[i];
+        self.spilled_bytes -= self.nbytes[i];
+        self.peak_memory = self.peak_memory.max(self.memory);
+        self.touch(id);
     }
 
     fn make_ready(&mut self, id: TaskId) {
@@ -158,9 +260,15 @@ impl SchedulerState {
         let heap = match (self.ready_roots.peek(), self.ready_inner.peek()) {
             (None, None) => return None,
             (Some(_), None) => {
-                if over_budget && self.n_running > 0 {
-                    // Starting another root only adds memory; wait for running work.
-                    return None;
+                if over_budget {
+                    if self.n_running > 0 {
+                        // Starting another root only adds memory; wait for running work.
+                        return None;
+                    }
+                    // Nothing runs that could free memory: the only way on within the budget
+                    // is to move held values to disk before loading more.
+                    let target = self.memory_limit.unwrap_or(u64::MAX) / 4 * 3;
+                    self.choose_spills(target);
                 }
                 &mut self.ready_roots
             }
@@ -178,6 +286,12 @@ impl SchedulerState {
         let id = self.by_priority[p as usize];
         self.state[id as usize] = TaskState::Running;
         self.n_running += 1;
+        if self.memory_limit.is_some() {
+            for k in 0..self.deps.len_of(id) {
+                let d = self.deps.of(id)[k];
+                self.touch(d);
+            }
+        }
         Some(id)
     }
 
@@ -198,6 +312,7 @@ impl SchedulerState {
         self.nbytes[i] = nbytes;
         self.memory += nbytes;
         self.peak_memory = self.peak_memory.max(self.memory);
+        self.touch(id);
 
         for k in 0..self.deps.len_of(id) {
             let d = self.deps.of(id)[k];
@@ -228,8 +343,13 @@ impl SchedulerState {
 
     fn release(&mut self, id: TaskId) {
         let i = id as usize;
+        self.forget(id);
+        if self.state[i] == TaskState::Spilled {
+            self.spilled_bytes -= self.nbytes[i];
+        } else {
+            self.memory -= self.nbytes[i];
+        }
         self.state[i] = TaskState::Released;
-        self.memory -= self.nbytes[i];
         self.nbytes[i] = 0;
         self.released.push(id);
     }
@@ -321,6 +441,16 @@ impl SchedulerState {
     }
 
     /// Bytes of values held now, by the projected sizes reported at finish.
+    /// Bytes of values on disk now.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes
+    }
+
+    /// Values spilled so far in this computation.
+    pub fn n_spilled(&self) -> usize {
+        self.n_spilled
+    }
+
     pub fn memory(&self) -> u64 {
         self.memory
     }
@@ -343,6 +473,7 @@ impl SchedulerState {
             + self.nbytes.capacity() * 8
             + (self.ready_roots.capacity() + self.ready_inner.capacity()) * 4
             + self.released.capacity() * 4
+            + self.last_use.capacity() * 8
     }
 }
 

@@ -29,8 +29,11 @@ pub struct Config {
     pub executor: Executor,
     pub optimize: OptimizeOptions,
     pub progress: Progress,
-    /// Budget in bytes for values held between tasks.
+    /// Budget in bytes for values held between tasks: the scheduler holds back new work and,
+    /// when nothing else helps, spills values to disk to stay within it.
     pub memory_limit: Option<u64>,
+    /// Where spilled values go (a fresh directory under the system temp dir by default).
+    pub spill_dir: Option<std::path::PathBuf>,
     pub callbacks: Vec<Arc<dyn Callback>>,
     pub cancel: CancelToken,
 }
@@ -43,6 +46,7 @@ impl Config {
             optimize: OptimizeOptions::default(),
             progress: Progress::Auto,
             memory_limit: None,
+            spill_dir: None,
             callbacks: Vec::new(),
             cancel: CancelToken::new(),
         }
@@ -181,6 +185,7 @@ fn run_options(config: &Config, title: &str) -> RunOptions {
         callbacks,
         cancel: config.cancel.clone(),
         memory_limit: config.memory_limit,
+        spill_dir: config.spill_dir.clone(),
     }
 }
 

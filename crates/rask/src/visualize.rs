@@ -79,7 +79,8 @@ impl Visualization {
     }
 
     /// Runs the graph (with optimizations off, so every drawn task is a real one) and
-    /// colours each task by its final state. A failing task is coloured red; the picture is
+    /// colours each task by its final state (orange: spilled to disk). A failing task is
+    /// coloured red; the picture is
     /// still returned, with the error.
     pub fn run_for_states<C: Collection + ?Sized>(
         c: &C,
@@ -196,6 +197,7 @@ fn state_colour(state: Option<TaskState>) -> &'static str {
     match state {
         Some(TaskState::Memory) => "#66c2a5",
         Some(TaskState::Released) => "#8da0cb",
+        Some(TaskState::Spilled) => "#fc8d62",
         Some(TaskState::Erred) => "#e41a1c",
         Some(TaskState::Cancelled) => "#d9d9d9",
         Some(TaskState::Running) | Some(TaskState::Ready) => "#ffd92f",

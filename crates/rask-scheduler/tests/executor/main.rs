@@ -14,5 +14,6 @@ mod memory;
 mod parallel;
 mod release;
 mod results;
+mod spill;
 mod state;
 mod stress;
