@@ -33,10 +33,13 @@ mod array;
 mod chunks;
 mod creation;
 mod dtype;
+mod elementwise;
+pub mod random;
 mod rechunk;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
 pub use creation::{arange, eye, from_ndarray, from_task, full, linspace, ones, zeros};
 pub use dtype::{DType, Element, FloatElement, NumElement};
+pub use elementwise::{ArithOp, CmpOp, where_};
 pub use rechunk::rechunk;
