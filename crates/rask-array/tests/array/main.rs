@@ -1,3 +1,5 @@
 //! Integration tests of rask-array: every operation against plain ndarray.
 
 mod creation;
+mod elementwise;
+mod random;
