@@ -132,18 +132,18 @@ impl BroadcastPlan {
         // Output chunks: along each axis, the refinement of every full-length operand's
         // boundaries; an axis every operand broadcasts has one block of length 1.
         let mut chunks = Vec::with_capacity(ndim);
-        for out_ax in 0..ndim {
+        for (out_ax, &out_len) in shape.iter().enumerate() {
             let full: Vec<&[usize]> = ops
                 .iter()
                 .filter_map(|o| {
                     let lead = ndim - o.shape.len();
-                    (out_ax >= lead && o.shape[out_ax - lead] == shape[out_ax])
+                    (out_ax >= lead && o.shape[out_ax - lead] == out_len)
                         .then(|| o.chunks.sizes()[out_ax - lead].as_slice())
                 })
                 .collect();
             chunks.push(if full.is_empty() {
                 vec![1]
-            } else if shape[out_ax] == 0 {
+            } else if out_len == 0 {
                 full[0].to_vec()
             } else {
                 refine(&full)
@@ -201,12 +201,15 @@ fn align<T: Element>(a: &Array<T>, target: &Option<Vec<Vec<usize>>>) -> Result<A
     }
 }
 
+/// The key of an operand's block, given its index.
+type KeyFn = Box<dyn Fn(&[usize]) -> Key>;
+
 /// A type-erased, already aligned operand: what the layer builder needs.
 struct Aligned {
     name: String,
     shape: Vec<usize>,
     layer: Arc<rask_graph::Layer>,
-    keys: Box<dyn Fn(&[usize]) -> Key>,
+    keys: KeyFn,
 }
 
 impl Aligned {

@@ -189,7 +189,7 @@ fn draw(dist: Dist, rng: &mut WyRand, n: usize) -> Drawn {
             let span = high - low;
             // `low + span * u` can round up to `high`; the largest float below `high` keeps
             // the interval half-open.
-            let below = high.next_down();
+            let below = next_down(high);
             Drawn::F64(
                 (0..n)
                     .map(|_| {
@@ -220,6 +220,17 @@ fn draw(dist: Dist, rng: &mut WyRand, n: usize) -> Drawn {
                     .collect(),
             )
         }
+    }
+}
+
+/// The largest float below a finite `x` (`f64::next_down` needs a newer Rust than our MSRV).
+fn next_down(x: f64) -> f64 {
+    if x == 0.0 {
+        -f64::from_bits(1)
+    } else if x > 0.0 {
+        f64::from_bits(x.to_bits() - 1)
+    } else {
+        f64::from_bits(x.to_bits() + 1)
     }
 }
 
@@ -469,6 +480,15 @@ mod tests {
         }
         assert!(z.x[255] > 0.0 && z.x[255] < 0.3, "{}", z.x[255]);
         assert_eq!(z.f[256], 1.0);
+    }
+
+    #[test]
+    fn next_down_is_the_previous_float() {
+        for x in [1.0f64, -1.0, 0.0, 3.5e-300, -7.25e10] {
+            let d = next_down(x);
+            assert!(d < x);
+            assert!((d + x) / 2.0 == d || (d + x) / 2.0 == x, "{x}");
+        }
     }
 
     #[test]
