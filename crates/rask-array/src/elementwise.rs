@@ -37,8 +37,8 @@
 //!   `(&a + &b)?` reads naturally and nothing ever panics at graph-building time.
 //!
 //! Integer `/` and `%` follow NumPy's `//` and `%` (floor division, remainder with the
-//! divisor's sign; by zero gives 0 where Rust would panic, and `MIN / -1` wraps). Overflow in `+ - *` wraps in release builds; in debug builds
-//! the task panics, which the scheduler reports as an error naming the task.
+//! divisor's sign; by zero gives 0 where Rust would panic, and `MIN / -1` wraps), and integer
+//! `+ - *`, `abs` and `neg` wrap on overflow, in debug builds too: no elementwise task panics.
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -505,6 +505,65 @@ impl<A: Element, U: Element> Op for Binary<A, U> {
     }
 }
 
+/// Integer `+ - *` wrapping on overflow as NumPy does (Rust's operators panic in debug
+/// builds). The concrete type is found once per block through `Any`; `None` for floats.
+fn wrapping_arith<T: NumElement>(
+    op: ArithOp,
+    shape: &[usize],
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+) -> Option<Result<ArrayD<T>>> {
+    macro_rules! ints {
+        ($($t:ty),*) => {$(
+            if let (Some(a), Some(b)) = (
+                (a as &dyn Any).downcast_ref::<ArrayD<$t>>(),
+                (b as &dyn Any).downcast_ref::<ArrayD<$t>>(),
+            ) {
+                let (av, bv) = (a.view(), b.view());
+                let out = broadcast_view(&av, shape, "a").and_then(|av| {
+                    let bv = broadcast_view(&bv, shape, "b")?;
+                    let z = Zip::from(&av).and(&bv);
+                    Ok(match op {
+                        ArithOp::Add => z.map_collect(|x, y| x.wrapping_add(*y)),
+                        ArithOp::Sub => z.map_collect(|x, y| x.wrapping_sub(*y)),
+                        _ => z.map_collect(|x, y| x.wrapping_mul(*y)),
+                    })
+                });
+                return Some(out.map(|o| same_type::<$t, T>(o).expect("same type")));
+            }
+        )*};
+    }
+    ints!(u8, u16, u32, u64, i8, i16, i32, i64);
+    None
+}
+
+/// [`wrapping_arith`] with a scalar.
+fn wrapping_scalar<T: NumElement>(
+    op: ArithOp,
+    s: T,
+    scalar_left: bool,
+    a: &ArrayD<T>,
+) -> Option<ArrayD<T>> {
+    macro_rules! ints {
+        ($($t:ty),*) => {$(
+            if let (Some(a), Some(&s)) = (
+                (a as &dyn Any).downcast_ref::<ArrayD<$t>>(),
+                (&s as &dyn Any).downcast_ref::<$t>(),
+            ) {
+                let out = match (op, scalar_left) {
+                    (ArithOp::Add, _) => a.mapv(|x| x.wrapping_add(s)),
+                    (ArithOp::Sub, false) => a.mapv(|x| x.wrapping_sub(s)),
+                    (ArithOp::Sub, true) => a.mapv(|x| s.wrapping_sub(x)),
+                    _ => a.mapv(|x| x.wrapping_mul(s)),
+                };
+                return Some(same_type::<$t, T>(out).expect("same type"));
+            }
+        )*};
+    }
+    ints!(u8, u16, u32, u64, i8, i16, i32, i64);
+    None
+}
+
 fn arith_fn<T: NumElement>(
     kind: BinKind,
     shape: &[usize],
@@ -512,6 +571,12 @@ fn arith_fn<T: NumElement>(
     b: &ArrayD<T>,
 ) -> Result<ArrayD<T>> {
     match kind {
+        BinKind::Arith(op @ (ArithOp::Add | ArithOp::Sub | ArithOp::Mul)) if is_int::<T>() => {
+            match wrapping_arith(op, shape, a, b) {
+                Some(out) => out,
+                None => arith_kernel(op, shape, a.view(), b.view()),
+            }
+        }
         BinKind::Arith(op) => arith_kernel(op, shape, a.view(), b.view()),
         _ => Err(RaskError::invalid_argument("kind", "not arithmetic")),
     }
@@ -708,6 +773,12 @@ fn scalar_arith_fn<T: NumElement>(kind: &MapKind, s: &[T], a: &ArrayD<T>) -> Res
     };
     let s = s[0];
     let int = is_int::<T>();
+    if int
+        && matches!(op, ArithOp::Add | ArithOp::Sub | ArithOp::Mul)
+        && let Some(out) = wrapping_scalar(op, s, scalar_left, a)
+    {
+        return Ok(out);
+    }
     let signed = T::min_value() < T::zero();
     Ok(match (op, scalar_left) {
         (ArithOp::Add, _) => a.mapv(|x| x + s),

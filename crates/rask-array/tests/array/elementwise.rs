@@ -145,6 +145,23 @@ fn integer_arithmetic_follows_numpy() {
     let t = (10 - &b).compute().unwrap();
     assert_eq!(t.as_slice().unwrap(), &[8, 8, 12, 12, 11, 10]);
     assert_eq!((&a / 0).compute().unwrap().as_slice().unwrap(), &[0; 6]);
+    // Overflow wraps as in NumPy, in debug builds too.
+    let w = (10 - &a).compute().unwrap();
+    assert_eq!(w[4], 10i64.wrapping_sub(i64::MIN));
+    let w = a.try_mul(&b).unwrap().compute().unwrap();
+    assert_eq!(w[4], i64::MIN.wrapping_mul(-1));
+    let small = array::from_ndarray(
+        ArrayD::from_shape_vec(IxDyn(&[2]), vec![250u8, 3]).unwrap(),
+        1,
+    )
+    .unwrap();
+    let s2 = (&small + 10u8).compute().unwrap();
+    assert_eq!(s2.as_slice().unwrap(), &[4, 13]);
+    let s3 = small.try_sub(&(&small * 2u8)).unwrap().compute().unwrap();
+    assert_eq!(
+        s3.as_slice().unwrap(),
+        &[250u8.wrapping_sub(250u8.wrapping_mul(2)), 253]
+    );
 }
 
 #[test]
