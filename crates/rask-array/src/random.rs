@@ -71,7 +71,9 @@ impl WyRand {
     /// Uniform in `[0, 1)` with 53 random bits.
     #[inline(always)]
     pub(crate) fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        // Through `i64`: one hardware conversion, where `u64 as f64` takes several
+        // instructions without AVX-512 (the value has 53 bits, so both are exact).
+        (self.next_u64() >> 11) as i64 as f64 * (1.0 / (1u64 << 53) as f64)
     }
 }
 
@@ -112,7 +114,7 @@ fn std_normal(rng: &mut WyRand, z: &Ziggurat) -> f64 {
         // The layer from the low 8 bits, a uniform in [-1, 1) from the high 53: disjoint bits
         // of one draw.
         let i = (bits & 0xff) as usize;
-        let u = (bits >> 11) as f64 * (2.0 / (1u64 << 53) as f64) - 1.0;
+        let u = (bits >> 11) as i64 as f64 * (2.0 / (1u64 << 53) as f64) - 1.0;
         let x = u * z.x[i];
         if x.abs() < z.x[i + 1] {
             return x;
