@@ -485,3 +485,23 @@ proptest! {
         prop_assert_eq!(got, oracle(&db, &da, |x, y| x - y));
     }
 }
+
+#[test]
+fn elementwise_chains_fuse_to_one_task_per_block() {
+    let a = array::from_ndarray(nd(&[8, 6], |i| i as f64), (4, 3)).unwrap();
+    let c = ((&a + 1.0) * 2.0).sqrt().lt_scalar(5.0);
+    let plan = rask::Plan::new(&c, Config::builtin().optimize).unwrap();
+    assert_eq!(plan.tasks_before, 4 * 5);
+    assert_eq!(plan.graph.len(), 4, "one task per block after fusion");
+    // A two-input op starts a new linear chain: the source chain, the broadcast operand's
+    // blocks (read by two output blocks each) and the chain from the add on.
+    let b = array::from_ndarray(nd(&[6], |i| i as f64), 3).unwrap();
+    let d = ((&a + 1.0) * 2.0).try_add(&b).unwrap().sqrt();
+    let plan = rask::Plan::new(&d, Config::builtin().optimize).unwrap();
+    assert_eq!(plan.tasks_before, 2 + 4 * 5);
+    assert!(
+        plan.graph.len() <= 4 + 2 + 4,
+        "{} tasks after fusion",
+        plan.graph.len()
+    );
+}
