@@ -988,6 +988,22 @@ impl<T: Element> Op for Where<T> {
 
 /// `a` where `cond` holds, `b` elsewhere, with all three broadcast together (NumPy's
 /// `where(cond, a, b)`). Errors name the argument whose shape does not broadcast.
+///
+/// ```
+/// use rask::prelude::*;
+/// use rask::array;
+///
+/// let x = array::arange::<f64>(0.0, 6.0, 1.0, 4)?;           // [0, 1, 2, 3, 4, 5]
+/// let col = array::ones::<f64>(&[2, 1], 1)?;                  // shape (2, 1)
+/// let grid = (&x + &col)?;                                    // broadcast to (2, 6)
+/// let big = grid.gt_scalar(3.0);
+/// let y = array::where_(&big, &grid, &(&grid * -1.0))?;
+/// let v = y.compute()?;
+/// assert_eq!(v.shape(), &[2, 6]);
+/// let first_row: Vec<f64> = v.iter().take(6).copied().collect();
+/// assert_eq!(first_row, vec![-1.0, -2.0, -3.0, 4.0, 5.0, 6.0]);
+/// # Ok::<(), rask::RaskError>(())
+/// ```
 pub fn where_<T: Element>(cond: &Array<bool>, a: &Array<T>, b: &Array<T>) -> Result<Array<T>> {
     let mut t = Tokenizer::new("rask.array.where");
     broadcast_op!(

@@ -25,6 +25,20 @@
 //! # Memory
 //!
 //! A task holds only the block it produces.
+//!
+//! # Example
+//!
+//! ```
+//! use rask::prelude::*;
+//! use rask::array::random;
+//!
+//! let x = random::normal(10.0, 0.1, &[400, 300], (100, 100), 42)?;
+//! let a = x.compute()?;
+//! let b = rask::compute_with(&x, &Config::builtin().with_executor(Executor::Sync))?;
+//! assert_eq!(a, b); // the same values whatever the executor
+//! assert!((a.mean().unwrap() - 10.0).abs() < 0.01);
+//! # Ok::<(), rask::RaskError>(())
+//! ```
 
 use std::sync::{Arc, OnceLock};
 

@@ -407,6 +407,19 @@ fn non_broadcastable_shapes_name_the_argument() {
     );
     let err = a.lt(&b).unwrap_err().to_string();
     assert!(err.contains("`other`"), "{err}");
+    // Zero-length and zero-dimensional operands broadcast like NumPy's.
+    let empty = array::zeros::<f64>(&[0, 3], 2).unwrap();
+    let row = array::ones::<f64>(&[3], 2).unwrap();
+    let e = (&empty + &row).unwrap();
+    assert_eq!(e.shape(), &[0, 3]);
+    assert_eq!(e.compute().unwrap().shape(), &[0, 3]);
+    let scalar = array::from_ndarray(ArrayD::from_elem(IxDyn(&[]), 2.0), 1).unwrap();
+    let s = (&row * &scalar).unwrap().compute().unwrap();
+    assert_eq!(s.as_slice().unwrap(), &[2.0, 2.0, 2.0]);
+    let err = (&empty + &array::ones::<f64>(&[2], 1).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[0, 3]"), "{err}");
     let c = array::zeros::<f64>(&[2, 1, 4], 2).unwrap();
     let err = b.try_mul(&c).unwrap_err().to_string();
     assert!(err.contains("[2, 1, 4]") && err.contains("[3]"), "{err}");
