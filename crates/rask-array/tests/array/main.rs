@@ -1,7 +1,9 @@
 //! Integration tests of rask-array: every operation against plain ndarray.
 
 mod creation;
+mod elementwise;
 mod linalg;
+mod random;
 mod rechunk;
 mod reduction;
 mod shape;
