@@ -5,7 +5,7 @@
 # usage: benches/compare.sh [SUITE] [--rask-only | --peers-only]
 #        benches/compare.sh --report FILE.jsonl [--markdown]
 #
-# Suites: delayed (default).
+# Suites: delayed (default), array.
 #
 # Environment:
 #   RASK_BENCH_N        N values for the rask bench (default 100000,1000000);
@@ -116,11 +116,21 @@ if [ -n "$REPORT_FILE" ]; then
     exec "${PYTHON:-python3}" "$REPORT" table --format "$FORMAT" "$REPORT_FILE"
 fi
 
+suite_array() {
+    if [ "$DO_RASK" = 1 ]; then
+        run_rask array RASK_BENCH_REPEATS="${RASK_BENCH_REPEATS:-5}"
+    fi
+    if [ "$DO_PEERS" = 1 ]; then
+        run_peer dask dask_array.py --impl dask --repeats "${DASK_BENCH_REPEATS:-3}"
+        run_peer numpy dask_array.py --impl numpy --repeats "${DASK_BENCH_REPEATS:-3}"
+    fi
+}
+
 case "$SUITE" in
     delayed) ;;
-    # array) ;;      # add suite_array below, then list it here
+    array) ;;
     # dataframe) ;;
-    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed)" >&2; exit 2 ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array)" >&2; exit 2 ;;
 esac
 
 ensure_venv
