@@ -327,6 +327,18 @@ impl Graph {
         sizes
     }
 
+    /// The transient size of every task ([`Op::transient_nbytes`]) given the projected sizes
+    /// of its inputs; `None` where unknown.
+    pub fn transient_nbytes(&self, projected: &[Option<u64>]) -> Vec<Option<u64>> {
+        self.tasks
+            .iter()
+            .map(|t| {
+                let ins: Option<Vec<u64>> = t.deps.iter().map(|&d| projected[d as usize]).collect();
+                t.op.transient_nbytes(&ins?)
+            })
+            .collect()
+    }
+
     /// Approximate heap bytes held by the graph (tasks, dependency lists, key index).
     pub fn heap_bytes(&self) -> usize {
         let per_task = std::mem::size_of::<Task>();

@@ -48,6 +48,14 @@ pub trait Op: Send + Sync + 'static {
         None
     }
 
+    /// The most bytes the task allocates while it runs, beyond its inputs: its output, plus
+    /// any intermediate it holds at the same time. Defaults to the projected output size;
+    /// fused ops add up the steps alive together. The scheduler counts it against the
+    /// budget while the task runs.
+    fn transient_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        self.projected_nbytes(input_nbytes)
+    }
+
     fn cost(&self) -> Cost {
         Cost::Normal
     }
@@ -240,6 +248,50 @@ impl Op for Composite {
         }
         sizes.pop()
     }
+    fn transient_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        // Each step's output lives from its step to its last reader (the last step's output
+        // to the end); the peak of the live outputs plus each step's own transient is the
+        // composite's.
+        let n = self.steps.len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, step) in self.steps.iter().enumerate() {
+            for a in &step.args {
+                if let StepArg::Step(j) = *a {
+                    last_use[j as usize] = last_use[j as usize].max(i);
+                }
+            }
+        }
+        last_use[n - 1] = n;
+        let mut sizes: Vec<u64> = Vec::with_capacity(n);
+        let mut peak = 0u64;
+        for (i, step) in self.steps.iter().enumerate() {
+            let ins: Option<Vec<u64>> = step
+                .args
+                .iter()
+                .map(|a| match *a {
+                    StepArg::Input(k) => input_nbytes.get(k as usize).copied(),
+                    StepArg::Step(j) => sizes.get(j as usize).copied(),
+                })
+                .collect();
+            let ins = ins?;
+            let out = step.op.projected_nbytes(&ins)?;
+            let own = step.op.transient_nbytes(&ins)?.max(out);
+            // Earlier outputs still needed after this step, plus this step's own peak.
+            let held: u64 = (0..i).filter(|&j| last_use[j] > i).map(|j| sizes[j]).sum();
+            let reading: u64 = step
+                .args
+                .iter()
+                .filter_map(|a| match *a {
+                    StepArg::Step(j) if last_use[j as usize] == i => Some(sizes[j as usize]),
+                    _ => None,
+                })
+                .sum();
+            peak = peak.max(held + reading + own);
+            sizes.push(out);
+        }
+        Some(peak)
+    }
+
     fn cost(&self) -> Cost {
         if self.steps.iter().all(|s| s.op.cost() == Cost::Cheap) {
             Cost::Cheap

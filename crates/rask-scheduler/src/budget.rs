@@ -25,15 +25,27 @@ pub fn human_bytes(n: u64) -> String {
 /// are not checked.
 pub fn check_budget(graph: &Graph, limit: u64) -> Result<()> {
     let sizes = graph.projected_nbytes();
+    let transient = graph.transient_nbytes(&sizes);
+    check_sizes(graph, &sizes, &transient, limit)
+}
+
+pub(crate) fn check_sizes(
+    graph: &Graph,
+    sizes: &[Option<u64>],
+    transient: &[Option<u64>],
+    limit: u64,
+) -> Result<()> {
     for (id, task) in graph.tasks().iter().enumerate() {
-        let Some(out) = sizes[id] else { continue };
+        let Some(out) = transient[id].or(sizes[id]) else {
+            continue;
+        };
         let inputs: Option<u64> = task.deps.iter().map(|&d| sizes[d as usize]).sum();
         let Some(inputs) = inputs else { continue };
         let need = inputs + out;
         if need > limit {
             return Err(RaskError::MemoryBudget(format!(
-                "task {} (op `{}`) needs {} (inputs {} + output {}), more than the memory budget of {}; \
-                 use smaller chunks or a larger budget",
+                "task {} (op `{}`) needs {} (inputs {} + {} while it runs), more than the memory budget \
+                 of {}; use smaller chunks or a larger budget",
                 task.key,
                 task.op.name(),
                 human_bytes(need),

@@ -78,10 +78,14 @@ pub fn run(
     priority: Vec<u32>,
     opts: &RunOptions,
 ) -> Result<RunOutput> {
+    let mut state =
+        SchedulerState::new(graph, outputs, priority).with_memory_limit(opts.memory_limit);
     if let Some(limit) = opts.memory_limit {
-        crate::budget::check_budget(graph, limit)?;
+        let sizes = graph.projected_nbytes();
+        let transient = graph.transient_nbytes(&sizes);
+        crate::budget::check_sizes(graph, &sizes, &transient, limit)?;
+        state = state.with_task_sizes(transient.iter().map(|t| t.unwrap_or(0)).collect());
     }
-    let state = SchedulerState::new(graph, outputs, priority).with_memory_limit(opts.memory_limit);
     let shared = Shared {
         inner: Mutex::new(Inner {
             values: vec![None; graph.len()],

@@ -70,6 +70,10 @@ pub struct SchedulerState {
     unspillable: rustc_hash::FxHashSet<TaskId>,
     spilled_bytes: u64,
     n_spilled: usize,
+    /// Under a budget: bytes each task allocates while running, and the sum over running
+    /// tasks (memory that is spoken for but not yet reported).
+    transient: Vec<u64>,
+    in_flight: u64,
     memory: u64,
     peak_memory: u64,
     memory_limit: Option<u64>,
@@ -131,6 +135,8 @@ impl SchedulerState {
             unspillable: rustc_hash::FxHashSet::default(),
             spilled_bytes: 0,
             n_spilled: 0,
+            transient: Vec::new(),
+            in_flight: 0,
             memory: 0,
             peak_memory: 0,
             memory_limit: None,
@@ -159,6 +165,23 @@ impl SchedulerState {
             self.last_use = vec![0; self.state.len()];
         }
         self
+    }
+
+    /// The bytes each task allocates while it runs (see `Op::transient_nbytes`; 0 where
+    /// unknown), so that the budget counts running tasks too.
+    pub fn with_task_sizes(mut self, transient: Vec<u64>) -> Self {
+        if transient.len() == self.state.len() {
+            self.transient = transient;
+        }
+        self
+    }
+
+    fn transient_of(&self, id: TaskId) -> u64 {
+        self.transient.get(id as usize).copied().unwrap_or(0)
+    }
+
+    fn end_flight(&mut self, id: TaskId) {
+        self.in_flight = self.in_flight.saturating_sub(self.transient_of(id));
     }
 
     /// Marks a value as just used (produced or read), for least-recently-used spilling.
@@ -256,19 +279,24 @@ impl SchedulerState {
         if self.status != Status::Running {
             return None;
         }
-        let over_budget = self.memory_limit.is_some_and(|l| self.memory > l);
+        let committed = self.memory + self.in_flight;
+        let over_budget = self.memory_limit.is_some_and(|l| committed > l);
         let heap = match (self.ready_roots.peek(), self.ready_inner.peek()) {
             (None, None) => return None,
-            (Some(_), None) => {
-                if over_budget {
-                    if self.n_running > 0 {
-                        // Starting another root only adds memory; wait for running work.
-                        return None;
+            (Some(&Reverse(p)), None) => {
+                if let Some(limit) = self.memory_limit {
+                    let root = self.by_priority[p as usize];
+                    let need = self.transient_of(root);
+                    if committed + need > limit {
+                        if self.n_running > 0 {
+                            // Starting another root only adds memory; wait for running work.
+                            return None;
+                        }
+                        // Nothing runs that could free memory: the only way on within the
+                        // budget is to move held values to disk before loading more.
+                        let target = limit.saturating_sub(need + self.in_flight);
+                        self.choose_spills(target);
                     }
-                    // Nothing runs that could free memory: the only way on within the budget
-                    // is to move held values to disk before loading more.
-                    let target = self.memory_limit.unwrap_or(u64::MAX) / 4 * 3;
-                    self.choose_spills(target);
                 }
                 &mut self.ready_roots
             }
@@ -286,6 +314,7 @@ impl SchedulerState {
         let id = self.by_priority[p as usize];
         self.state[id as usize] = TaskState::Running;
         self.n_running += 1;
+        self.in_flight += self.transient_of(id);
         if self.memory_limit.is_some() {
             for k in 0..self.deps.len_of(id) {
                 let d = self.deps.of(id)[k];
@@ -302,6 +331,7 @@ impl SchedulerState {
         debug_assert_eq!(self.state[i], TaskState::Running);
         self.n_running -= 1;
         self.n_finished += 1;
+        self.end_flight(id);
         if self.status != Status::Running {
             // Failed or cancelled meanwhile: the result is discarded.
             self.state[i] = TaskState::Released;
@@ -358,6 +388,7 @@ impl SchedulerState {
     pub fn task_failed(&mut self, id: TaskId) {
         debug_assert_eq!(self.state[id as usize], TaskState::Running);
         self.n_running -= 1;
+        self.end_flight(id);
         self.state[id as usize] = TaskState::Erred;
         if self.status == Status::Running {
             self.status = Status::Failed;
@@ -372,6 +403,7 @@ impl SchedulerState {
         debug_assert_eq!(self.state[id as usize], TaskState::Running);
         debug_assert_ne!(self.status, Status::Running, "skipped while running on");
         self.n_running -= 1;
+        self.end_flight(id);
         self.state[id as usize] = TaskState::Cancelled;
     }
 
@@ -474,6 +506,7 @@ impl SchedulerState {
             + (self.ready_roots.capacity() + self.ready_inner.capacity()) * 4
             + self.released.capacity() * 4
             + self.last_use.capacity() * 8
+            + self.transient.capacity() * 8
     }
 }
 

@@ -3,6 +3,7 @@
 mod creation;
 mod elementwise;
 mod linalg;
+mod out_of_core;
 mod random;
 mod rechunk;
 mod reduction;
