@@ -83,7 +83,9 @@ impl Adjacency {
 #[derive(Clone, Default)]
 pub struct Graph {
     tasks: Vec<Task>,
-    index: FxHashMap<Key, TaskId>,
+    // Key lookup is only needed for outputs and hand-written graphs: built on first use,
+    // so the optimization passes that rebuild graphs of millions of tasks never pay for it.
+    index: OnceLock<FxHashMap<Key, TaskId>>,
     // Derived data, computed once: every pass and the scheduler need them.
     dependents: OnceLock<Adjacency>,
     topological: OnceLock<Vec<TaskId>>,
@@ -132,18 +134,18 @@ impl Graph {
     /// Builds a graph from tasks whose dependencies are already resolved and known to be
     /// acyclic: optimizations only remove or merge tasks of a validated graph.
     pub(crate) fn from_tasks_unchecked(tasks: Vec<Task>) -> Graph {
-        let mut index = FxHashMap::default();
-        index.reserve(tasks.len());
-        for (i, t) in tasks.iter().enumerate() {
-            index.insert(t.key.clone(), i as TaskId);
+        Graph {
+            tasks,
+            index: OnceLock::new(),
+            dependents: OnceLock::new(),
+            topological: OnceLock::new(),
         }
-        Graph::from_parts(tasks, index)
     }
 
     pub(crate) fn from_parts(tasks: Vec<Task>, index: FxHashMap<Key, TaskId>) -> Graph {
         Graph {
             tasks,
-            index,
+            index: OnceLock::from(index),
             dependents: OnceLock::new(),
             topological: OnceLock::new(),
         }
@@ -171,7 +173,17 @@ impl Graph {
     }
 
     pub fn id_of(&self, key: &Key) -> Option<TaskId> {
-        self.index.get(key).copied()
+        self.index
+            .get_or_init(|| {
+                let mut index = FxHashMap::default();
+                index.reserve(self.tasks.len());
+                for (i, t) in self.tasks.iter().enumerate() {
+                    index.insert(t.key.clone(), i as TaskId);
+                }
+                index
+            })
+            .get(key)
+            .copied()
     }
 
     /// Resolves requested output keys to ids, naming the first key that is not in the graph.
@@ -348,7 +360,10 @@ impl Graph {
                 bytes += t.deps.capacity() * 4;
             }
         }
-        bytes += self.index.capacity() * (std::mem::size_of::<Key>() + 4 + 1);
+        bytes += self
+            .index
+            .get()
+            .map_or(0, |i| i.capacity() * (std::mem::size_of::<Key>() + 4 + 1));
         bytes += self.dependents.get().map_or(0, |a| a.heap_bytes());
         bytes += self.topological.get().map_or(0, |t| t.capacity() * 4);
         bytes

@@ -87,6 +87,41 @@ pub trait Collection {
     fn finalize(&self, values: Vec<Value>) -> Result<Self::Output>;
 }
 
+/// A key inside a layer the builder keeps alive: hashing and comparing through the
+/// pointer avoids touching (and dirtying) the key's reference count for every task.
+#[derive(Clone, Copy)]
+struct KeyRef(*const Key);
+
+impl KeyRef {
+    fn get(&self) -> &Key {
+        // SAFETY: every KeyRef points into a `TaskSpec` of a layer held in
+        // `GraphBuilder::layers` (or the stack being processed, which is pushed there before
+        // the builder finishes); layers are never mutated while shared, and the map holding
+        // KeyRefs is dropped before `layers`.
+        unsafe { &*self.0 }
+    }
+}
+
+impl PartialEq for KeyRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || self.get() == other.get()
+    }
+}
+
+impl Eq for KeyRef {}
+
+impl std::hash::Hash for KeyRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.get().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<Key> for KeyRef {
+    fn borrow(&self) -> &Key {
+        self.get()
+    }
+}
+
 /// Flattens layers into a [`Graph`].
 pub struct GraphBuilder {
     /// Unique per builder in this process; 0 disables the tag fast path.
@@ -96,7 +131,15 @@ pub struct GraphBuilder {
     layers: Vec<Arc<Layer>>,
     /// Task id -> (layer, task within the layer).
     entries: Vec<(u32, u32)>,
-    index: FxHashMap<Key, TaskId>,
+    /// Pointers into `layers`; emptied first when the builder drops (see `Drop`).
+    index: FxHashMap<KeyRef, TaskId>,
+}
+
+impl Drop for GraphBuilder {
+    fn drop(&mut self) {
+        // The pointers in `index` must not outlive the layers they point into.
+        self.index.clear();
+    }
 }
 
 impl Default for GraphBuilder {
@@ -136,7 +179,7 @@ impl GraphBuilder {
             let layer_idx = self.layers.len() as u32;
             if layer.tasks.len() == 1 {
                 let id = self.entries.len() as TaskId;
-                match self.index.entry(layer.tasks[0].key.clone()) {
+                match self.index.entry(KeyRef(&layer.tasks[0].key)) {
                     std::collections::hash_map::Entry::Occupied(_) => continue,
                     std::collections::hash_map::Entry::Vacant(e) => {
                         e.insert(id);
@@ -154,7 +197,7 @@ impl GraphBuilder {
                 }
                 for (task_idx, spec) in layer.tasks.iter().enumerate() {
                     if let std::collections::hash_map::Entry::Vacant(e) =
-                        self.index.entry(spec.key.clone())
+                        self.index.entry(KeyRef(&spec.key))
                     {
                         e.insert(self.entries.len() as TaskId);
                         self.entries.push((layer_idx, task_idx as u32));
@@ -208,6 +251,23 @@ impl GraphBuilder {
     /// Resolves dependencies and validates the graph: a key that no task produces, or a
     /// cycle, is an error naming the keys.
     pub fn build(self) -> Result<Graph> {
+        self.build_with_outputs(&[]).map(|(g, _)| g)
+    }
+
+    /// Like [`GraphBuilder::build`], also resolving the ids of `outputs` (an error names the
+    /// first key that is not in the graph).
+    pub fn build_with_outputs(self, outputs: &[Key]) -> Result<(Graph, Vec<TaskId>)> {
+        let mut output_ids = Vec::with_capacity(outputs.len());
+        for k in outputs {
+            match self.index.get(k) {
+                Some(&id) => output_ids.push(id),
+                None => {
+                    return Err(RaskError::InvalidGraph(format!(
+                        "requested output {k} is not in the graph"
+                    )));
+                }
+            }
+        }
         let aligned = |layer: &Layer, spec: &TaskSpec| {
             layer.tasks.len() == 1 && layer.deps.len() == spec.deps.len()
         };
@@ -239,9 +299,9 @@ impl GraphBuilder {
                 deps,
             });
         }
-        let graph = Graph::from_parts(tasks, self.index);
+        let graph = Graph::from_tasks_unchecked(tasks);
         graph.topological_order()?;
-        Ok(graph)
+        Ok((graph, output_ids))
     }
 }
 

@@ -121,8 +121,7 @@ impl Plan {
         let t0 = Instant::now();
         let mut builder = GraphBuilder::new();
         c.add_layers(&mut builder);
-        let graph = builder.build()?;
-        let outputs = graph.ids_of(&c.output_keys())?;
+        let (graph, outputs) = builder.build_with_outputs(&c.output_keys())?;
         let tasks_before = graph.len();
         let t1 = Instant::now();
         let (graph, outputs) = optimize(graph, &outputs, optimize_opts);
