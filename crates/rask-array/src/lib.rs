@@ -50,6 +50,7 @@ mod rechunk;
 mod reduction;
 mod shape;
 mod slicing;
+mod storage;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
@@ -61,3 +62,4 @@ pub use rechunk::{rechunk, rechunk_with};
 pub use reduction::{ArgPartial, Axes, DEFAULT_SPLIT_EVERY, Moments, ReduceOptions, SumCount};
 pub use shape::{concatenate, stack};
 pub use slicing::{Slice, SliceArg, slice};
+pub use storage::{Store, read_npy, read_npy_stack, to_npy, to_npy_stack};
