@@ -710,6 +710,9 @@ fn root_layer(prefix: &str, token: rask_graph::Token, op: Arc<dyn Op>) -> (Arc<L
 /// Writes `array` to a `.npy` file at `path` when the returned [`Store`] is computed: one
 /// task writes the header and sizes the file, then each block's task writes its bytes at
 /// their offsets. The file is what `numpy.save` writes for the same data.
+///
+/// The first task truncates the file, so do not write an array to the file it is read from
+/// (as with Dask, the reads may not have run yet): write to a new path and rename.
 pub fn to_npy<T: Element>(array: &Array<T>, path: impl AsRef<Path>) -> Result<Store> {
     check_native::<T>("to_npy")?;
     let path = Arc::new(path.as_ref().to_path_buf());
