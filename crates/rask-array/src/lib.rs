@@ -21,6 +21,9 @@
 //!   macro (`slicing`: reads only the blocks it needs), shape operations (`shape`:
 //!   transpose, squeeze, expand_dims, reshape, [`stack`], [`concatenate`], broadcast_to) and
 //!   [`rechunk`] / [`rechunk_with`] (`rechunk`: optionally within a memory bound per task).
+//!   Storage (`storage`): [`read_npy`] / [`to_npy`] and [`read_npy_stack`] /
+//!   [`to_npy_stack`] read lazily, one task per block reading only its bytes, and write
+//!   through a [`Store`] whose compute writes each block in its own task.
 //!   Each module's docs describe its lowering and the memory each task holds.
 //!
 //! This crate never runs anything: it builds graphs. The `rask` crate runs them.
@@ -50,6 +53,7 @@ mod rechunk;
 mod reduction;
 mod shape;
 mod slicing;
+mod storage;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
@@ -61,3 +65,4 @@ pub use rechunk::{rechunk, rechunk_with};
 pub use reduction::{ArgPartial, Axes, DEFAULT_SPLIT_EVERY, Moments, ReduceOptions, SumCount};
 pub use shape::{concatenate, stack};
 pub use slicing::{Slice, SliceArg, slice};
+pub use storage::{Store, read_npy, read_npy_stack, to_npy, to_npy_stack};

@@ -9,3 +9,4 @@ mod rechunk;
 mod reduction;
 mod shape;
 mod slicing;
+mod storage;
