@@ -66,6 +66,23 @@ pub mod array {
     use crate::{Delayed, Result};
     use ndarray::ArrayD;
 
+    /// Computes an array into one in-memory `ndarray` (for small results): the same as
+    /// `.compute()`.
+    pub fn to_ndarray<T: Element>(a: &Array<T>) -> Result<ArrayD<T>> {
+        crate::compute::compute(a)
+    }
+
+    /// `.to_ndarray()` on arrays; in the prelude.
+    pub trait ArrayExt<T: Element> {
+        fn to_ndarray(&self) -> Result<ArrayD<T>>;
+    }
+
+    impl<T: Element> ArrayExt<T> for Array<T> {
+        fn to_ndarray(&self) -> Result<ArrayD<T>> {
+            to_ndarray(self)
+        }
+    }
+
     /// A one-block array from a `Delayed` producing an `ndarray` of the declared `shape`
     /// (Dask's `da.from_delayed`). A different shape or type at run time is an error naming
     /// the argument and the task.
@@ -80,6 +97,7 @@ pub use rask_scheduler as scheduler;
 
 /// What most programs need: `use rask::prelude::*;`.
 pub mod prelude {
+    pub use crate::array::{Array, ArrayExt};
     pub use crate::compute::{ComputeExt, Persist};
     pub use crate::{Config, Data, Delayed, Executor, RaskError, compute, delayed, value};
 }
