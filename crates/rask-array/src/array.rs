@@ -107,6 +107,19 @@ pub(crate) fn block_key(name: &KeyName, index: &[usize]) -> Key {
 }
 
 impl<T: Element> Array<T> {
+    /// An array over an existing layer whose tasks produce the blocks `('name', i, ...)`.
+    pub(crate) fn from_layer(name: KeyName, chunks: Chunks, layer: Arc<Layer>) -> Self {
+        Array {
+            inner: Arc::new(Inner {
+                shape: chunks.shape(),
+                name,
+                chunks,
+                layer,
+            }),
+            _type: PhantomData,
+        }
+    }
+
     pub fn shape(&self) -> &[usize] {
         &self.inner.shape
     }

@@ -439,3 +439,38 @@ pub fn from_task<T: Element>(layer: Arc<Layer>, key: Key, shape: &[usize]) -> Re
     b.task(&idx, op, vec![key]);
     Ok(b.finish())
 }
+
+/// An array whose blocks are already computed: each block a constant task under the key it
+/// had in `like` (what `persist` builds, so later graphs start from the stored blocks).
+/// Errors if a value is not a block of `T` with the expected shape.
+pub fn from_computed_blocks<T: Element>(like: &Array<T>, values: Vec<Value>) -> Result<Array<T>> {
+    if values.len() != like.npartitions() {
+        return Err(RaskError::invalid_argument(
+            "values",
+            format!(
+                "{} values for an array of {} blocks",
+                values.len(),
+                like.npartitions()
+            ),
+        ));
+    }
+    let mut tasks = Vec::with_capacity(values.len());
+    for (idx, value) in like.chunks().block_indices().zip(values) {
+        let key = like.block_key(&idx);
+        let block = value.get::<ArrayD<T>>(&key)?;
+        let want = like.chunks().block_shape(&idx);
+        if block.shape() != want.as_slice() {
+            return Err(RaskError::ShapeMismatch(format!(
+                "block {key} has shape {:?}, expected {want:?}",
+                block.shape()
+            )));
+        }
+        let op: Arc<dyn Op> = Arc::new(rask_graph::Literal::new(value));
+        tasks.push(rask_graph::TaskSpec::new(key, op, []));
+    }
+    Ok(Array::from_layer(
+        like.name().clone(),
+        like.chunks().clone(),
+        Layer::new(tasks, Vec::new()),
+    ))
+}

@@ -57,7 +57,9 @@ mod storage;
 
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
-pub use creation::{arange, eye, from_ndarray, from_task, full, linspace, ones, zeros};
+pub use creation::{
+    arange, eye, from_computed_blocks, from_ndarray, from_task, full, linspace, ones, zeros,
+};
 pub use dtype::{DType, Element, FloatElement, NumElement};
 pub use elementwise::{ArithOp, CmpOp, where_};
 pub use linalg::{MatmulElement, matmul};

@@ -72,6 +72,12 @@ pub mod array {
         crate::compute::compute(a)
     }
 
+    impl<T: Element> crate::compute::Persist for Array<T> {
+        fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
+            from_computed_blocks(self, values)
+        }
+    }
+
     /// `.to_ndarray()` on arrays; in the prelude.
     pub trait ArrayExt<T: Element> {
         fn to_ndarray(&self) -> Result<ArrayD<T>>;

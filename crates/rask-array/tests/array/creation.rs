@@ -81,3 +81,20 @@ fn from_delayed_checks_shape() {
     let err = bad.compute().unwrap_err().to_string();
     assert!(err.contains("`shape`") && err.contains("[3, 2]"), "{err}");
 }
+
+#[test]
+fn persist_keeps_blocks_under_the_same_keys() {
+    use rask::prelude::Persist as _;
+    let x = array::random::normal(0.0, 1.0, &[30, 20], (7, 6), 3).unwrap();
+    let p = rask::persist(&x).unwrap();
+    assert_eq!(p.name(), x.name());
+    assert_eq!(p.chunks(), x.chunks());
+    // The persisted array's graph is one constant task per block, nothing to generate.
+    let plan = rask::Plan::new(&p, Default::default()).unwrap();
+    assert_eq!(plan.tasks_before, x.npartitions());
+    let want = x.compute().unwrap();
+    assert_eq!(p.compute().unwrap(), want);
+    let doubled = (&p * 2.0).compute().unwrap();
+    assert_eq!(doubled, want.mapv(|v| v * 2.0));
+    let _ = p.with_values(Vec::new()).unwrap_err();
+}
