@@ -9,14 +9,16 @@
 //! `cargo bench -p rask-benches --bench array [-- --json] [-- --case NAME]`. Each case runs
 //! in a fresh process when selected with `--case`, so its peak RSS is its own.
 
+use rask::Progress;
 use rask::array::{self, Axes, s};
 use rask::prelude::*;
-use rask::Progress;
 use rask_benches::{emit, json_requested, median_time, peak_rss_bytes, s as js};
 
 fn arg_value(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 fn config() -> Config {
@@ -26,7 +28,11 @@ fn config() -> Config {
 fn linspace_sum(json: bool, repeats: usize) -> anyhow::Result<()> {
     let (t, total) = median_time(repeats, || {
         let x = array::linspace::<f64>(1.0, 10.0, 1_000_000, true, 1000).expect("linspace");
-        let total = x.sum(Axes::All).expect("sum").compute_with(&config()).expect("compute");
+        let total = x
+            .sum(Axes::All)
+            .expect("sum")
+            .compute_with(&config())
+            .expect("compute");
         total.first().copied().unwrap_or(f64::NAN)
     });
     anyhow::ensure!((total - 5.5e6).abs() < 1e-3, "wrong sum {total}");
@@ -37,13 +43,18 @@ fn linspace_sum(json: bool, repeats: usize) -> anyhow::Result<()> {
             ("n", "1000000".into()),
             ("median_s", t.as_secs_f64().to_string()),
         ],
-        &format!("linspace(1, 10, 1e6, chunks 1000).sum(): {:.2} ms", t.as_secs_f64() * 1e3),
+        &format!(
+            "linspace(1, 10, 1e6, chunks 1000).sum(): {:.2} ms",
+            t.as_secs_f64() * 1e3
+        ),
     );
     Ok(())
 }
 
 fn normal_mean(json: bool, repeats: usize) -> anyhow::Result<()> {
-    let n: usize = arg_value("--n").and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: usize = arg_value("--n")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let (t, out) = median_time(repeats, || {
         let x = array::random::normal(10.0, 0.1, &[n, n], (1000, 1000), 42).expect("normal");
         let m = x.mean(0).expect("mean").slice(&s![..;100]).expect("slice");
@@ -76,7 +87,12 @@ fn out_of_core_sum(json: bool) -> anyhow::Result<()> {
     // 8000 x 8000 f64 = 512 MB, twice the budget, in 8 MB blocks.
     let x = array::random::uniform(0.0, 1.0, &[8000, 8000], (1000, 1000), 7)?;
     let cfg = config().with_memory_limit(Some(budget));
-    let (t, total) = median_time(1, || x.sum(Axes::All).expect("sum").compute_with(&cfg).expect("compute"));
+    let (t, total) = median_time(1, || {
+        x.sum(Axes::All)
+            .expect("sum")
+            .compute_with(&cfg)
+            .expect("compute")
+    });
     let mean = total.first().copied().unwrap_or(f64::NAN) / 64e6;
     anyhow::ensure!((mean - 0.5).abs() < 1e-3, "mean {mean}");
     let rss = peak_rss_bytes().unwrap_or(0);
@@ -102,12 +118,17 @@ fn out_of_core_sum(json: bool) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let json = json_requested();
-    let repeats: usize = std::env::var("RASK_BENCH_REPEATS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let repeats: usize = std::env::var("RASK_BENCH_REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
     match arg_value("--case").as_deref() {
         Some("linspace_sum") => linspace_sum(json, repeats),
         Some("normal_mean") => normal_mean(json, repeats.min(3)),
         Some("out_of_core_sum") => out_of_core_sum(json),
-        Some(other) => anyhow::bail!("unknown --case {other}; use linspace_sum, normal_mean or out_of_core_sum"),
+        Some(other) => anyhow::bail!(
+            "unknown --case {other}; use linspace_sum, normal_mean or out_of_core_sum"
+        ),
         None => {
             // Each case in its own process, so peak RSS figures do not mix.
             let exe = std::env::current_exe()?;
