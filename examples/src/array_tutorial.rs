@@ -119,7 +119,7 @@ pub fn frame_path(dir: &Path, i: usize) -> PathBuf {
 ///
 /// Frame `i` is a Gaussian spot of height 1 (sigma a twelfth of the frame) whose centre
 /// travels once around a circle over the frames, plus uniform noise in `[0, 0.25)` from a
-/// SplitMix64 generator seeded from `(seed, i)`. The sum over all frames is a bright ring on
+/// SplitMix64 generator whose start is a hash of `seed + i`. The sum over all frames is a bright ring on
 /// a grey background: easy to recognize in the PNG, and never constant.
 pub fn write_frames(
     dir: &Path,
@@ -139,8 +139,12 @@ pub fn write_frames(
         .map(|i| {
             let angle = std::f64::consts::TAU * i as f64 / n_frames as f64;
             let (py, px) = (cy + radius * angle.sin(), cx + radius * angle.cos());
-            // One generator per frame, so any frame can be regenerated on its own.
-            let mut rng = SplitMix64::new(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // One generator per frame, so any frame can be regenerated on its own. Its start
+            // is a hash of (seed, i): seeding with `seed ^ i * gamma` would make frame i's
+            // stream frame 0's shifted by i draws (SplitMix64 steps its state by gamma), and
+            // the summed noise would show as streaks.
+            let start = SplitMix64::new(seed.wrapping_add(i as u64)).next_u64();
+            let mut rng = SplitMix64::new(start);
             let frame = Array2::from_shape_fn((rows, cols), |(y, x)| {
                 let d2 = (y as f64 - py).powi(2) + (x as f64 - px).powi(2);
                 (-d2 / (2.0 * sigma * sigma)).exp() + 0.25 * rng.next_f64()
