@@ -2,5 +2,7 @@
 //! in this folder (`cargo run -p rask-examples --example delayed_inc_add`), by `rask demo`,
 //! and by the end-to-end tests in `tests/`.
 
+pub mod array_tutorial;
 pub mod delayed_tutorial;
+pub mod npy;
 pub mod rng;

@@ -1,7 +1,8 @@
 //! The `rask` command.
 //!
 //! `rask demo` runs the Dask tutorial's workloads on the local scheduler with generated data,
-//! showing results, timings and (on a terminal) progress bars.
+//! showing results, timings and (on a terminal) progress bars. `rask datasets` writes the
+//! tutorial's deterministic datasets (see `datasets/README.md`).
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use rask::prelude::*;
 use rask::{Plan, Progress};
+use rask_examples::array_tutorial;
 use rask_examples::delayed_tutorial as tutorial;
 
 #[derive(Parser)]
@@ -37,9 +39,37 @@ enum Command {
         /// Write the tree-reduction graph as SVG (or DOT, by extension) to this file.
         #[arg(long)]
         svg: Option<std::path::PathBuf>,
-        /// Shorter pauses and fewer tasks, for a quick check.
+        /// Shorter pauses, fewer tasks and smaller arrays, for a quick check.
         #[arg(long)]
         quick: bool,
+    },
+    /// Write one of the tutorial's deterministic datasets.
+    Datasets {
+        #[command(subcommand)]
+        dataset: Dataset,
+    },
+}
+
+#[derive(Subcommand)]
+enum Dataset {
+    /// Frames for the array tutorial: one `frame-NNNNN.npy` (2-D f64, NumPy format 1.0) per
+    /// frame, a spot circling over the frames plus uniform noise.
+    Frames {
+        /// Directory to write into (created if needed; existing frames are overwritten).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Number of frames.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Seed of the noise; the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Rows per frame.
+        #[arg(long, default_value_t = array_tutorial::FRAME_SHAPE.0)]
+        rows: usize,
+        /// Columns per frame.
+        #[arg(long, default_value_t = array_tutorial::FRAME_SHAPE.1)]
+        cols: usize,
     },
 }
 
@@ -79,7 +109,32 @@ fn main() -> anyhow::Result<()> {
             } else {
                 (Duration::from_millis(pause_ms), tasks)
             };
-            demo(executor, pause, tasks, svg)
+            demo(executor, pause, tasks, svg, quick)
+        }
+        Command::Datasets {
+            dataset:
+                Dataset::Frames {
+                    dir,
+                    n,
+                    seed,
+                    rows,
+                    cols,
+                },
+        } => {
+            let t = Instant::now();
+            let paths = array_tutorial::write_frames(&dir, n, rows, cols, seed)?;
+            let bytes: u64 = paths
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            println!(
+                "wrote {n} frames of {rows}x{cols} f64 ({:.1} MB) to {} in {:.2} s",
+                bytes as f64 / 1e6,
+                dir.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
         }
     }
 }
@@ -89,6 +144,7 @@ fn demo(
     pause: Duration,
     n_tasks: usize,
     svg: Option<std::path::PathBuf>,
+    quick: bool,
 ) -> anyhow::Result<()> {
     let config = Config::builtin().with_executor(executor);
     let threads = executor.num_threads();
@@ -182,6 +238,49 @@ fn demo(
         elapsed.as_secs_f64() * 1e6 / n_graph as f64
     );
     rows.push((format!("{n_graph} tasks"), sum.to_string(), elapsed, None));
+
+    // Arrays: the tutorial's linspace sum, and its normal mean at a size that runs in a
+    // moment (the full 20000 x 20000 is `--example array_normal_mean`).
+    let (n, chunk) = (1_000_000, 1000);
+    let t = Instant::now();
+    let total = array_tutorial::linspace_sum(n, chunk, &config)?;
+    let elapsed = t.elapsed();
+    let exact = array_tutorial::linspace_sum_exact(n);
+    anyhow::ensure!(
+        (total - exact).abs() <= 1e-9 * exact,
+        "linspace sum gave {total}, expected {exact}"
+    );
+    println!("7. linspace(1, 10, {n}, chunks={chunk}).sum() = {total:.1}");
+    rows.push(("linspace sum".into(), format!("{total:.1}"), elapsed, None));
+
+    // Quick mode stays small: in a debug build the sampling itself is slow.
+    let (n, chunk, step) = if quick {
+        (1000, 250, 100)
+    } else {
+        (4000, 1000, 100)
+    };
+    let t = Instant::now();
+    let means = array_tutorial::normal_mean(n, chunk, step, 42, &config)?;
+    let lazy = t.elapsed();
+    let t = Instant::now();
+    let eager = array_tutorial::normal_mean_eager(n, chunk, step, 42);
+    let eager_t = t.elapsed();
+    let diff = array_tutorial::max_rel_diff(&means, &eager);
+    anyhow::ensure!(
+        diff <= 1e-10,
+        "rask and ndarray normal means differ by {diff}"
+    );
+    let grand = means.mean().unwrap_or(f64::NAN);
+    println!(
+        "8. normal(10, 0.1, ({n}, {n}), chunks={chunk}).mean(axis=0)[::{step}]: {} means, average {grand:.5}",
+        means.len()
+    );
+    rows.push((
+        "normal mean".into(),
+        format!("{grand:.5}"),
+        lazy,
+        Some(eager_t),
+    ));
 
     println!(
         "\n{:<16} {:>14} {:>10} {:>12}",
