@@ -701,7 +701,11 @@ impl<T: Element> Op for WriteBlock<T> {
 }
 
 /// A single-task layer whose task runs `op` with no inputs.
-pub(super) fn root_layer(prefix: &str, token: rask_graph::Token, op: Arc<dyn Op>) -> (Arc<Layer>, Key) {
+pub(super) fn root_layer(
+    prefix: &str,
+    token: rask_graph::Token,
+    op: Arc<dyn Op>,
+) -> (Arc<Layer>, Key) {
     let key = Key::single(KeyName::from_token(prefix, token));
     let layer = Layer::single(TaskSpec::new(key.clone(), op, Vec::new()), Vec::new());
     (layer, key)

@@ -319,8 +319,7 @@ fn parse_codecs(path: &Path, codecs: Option<&Json>, dtype: DType) -> Result<(End
         .ok_or_else(|| bad("'codecs' must be a list".into()))?;
     let (mut endian, mut gzip) = (None, false);
     for codec in list {
-        let (name, config) =
-            named(codec).ok_or_else(|| bad(format!("malformed codec {codec}")))?;
+        let (name, config) = named(codec).ok_or_else(|| bad(format!("malformed codec {codec}")))?;
         match name {
             "bytes" if endian.is_none() => {
                 let e = config.and_then(|c| c.get("endian"));
@@ -329,9 +328,7 @@ fn parse_codecs(path: &Path, codecs: Option<&Json>, dtype: DType) -> Result<(End
                     Some(Some("big")) => Endian::Big,
                     None if dtype.itemsize() == 1 => Endian::Little,
                     None => {
-                        return Err(bad(format!(
-                            "the bytes codec needs an endian for {dtype}"
-                        )));
+                        return Err(bad(format!("the bytes codec needs an endian for {dtype}")));
                     }
                     Some(_) => {
                         return Err(bad(format!(
@@ -523,12 +520,16 @@ impl<T: Element> Op for WriteChunk<T> {
             let n: usize = self.chunk_shape.iter().product();
             let mut full = vec![0u8; n * item];
             let mut pos = 0;
-            for_each_run(&self.chunk_shape, &within(&self.block_shape), |start, len| {
-                let (start, len) = (start as usize * item, len as usize * item);
-                full[start..start + len].copy_from_slice(&bytes[pos..pos + len]);
-                pos += len;
-                Ok(())
-            })?;
+            for_each_run(
+                &self.chunk_shape,
+                &within(&self.block_shape),
+                |start, len| {
+                    let (start, len) = (start as usize * item, len as usize * item);
+                    full[start..start + len].copy_from_slice(&bytes[pos..pos + len]);
+                    pos += len;
+                    Ok(())
+                },
+            )?;
             bytes = full;
         }
         if let Some(level) = self.gzip {
@@ -702,11 +703,15 @@ impl ReadChunk {
             raw
         } else {
             let mut out = Vec::with_capacity(self.nbytes(&self.block_shape) as usize);
-            for_each_run(&self.chunk_shape, &within(&self.block_shape), |start, len| {
-                let (start, len) = (start as usize * item, len as usize * item);
-                out.extend_from_slice(&raw[start..start + len]);
-                Ok(())
-            })?;
+            for_each_run(
+                &self.chunk_shape,
+                &within(&self.block_shape),
+                |start, len| {
+                    let (start, len) = (start as usize * item, len as usize * item);
+                    out.extend_from_slice(&raw[start..start + len]);
+                    Ok(())
+                },
+            )?;
             out
         };
         if self.endian == Endian::Big && item > 1 {
@@ -769,8 +774,8 @@ pub fn read_zarr<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
     check_native::<T>("read_zarr")?;
     let dir = path.as_ref();
     let meta_path = dir.join("zarr.json");
-    let text = std::fs::read_to_string(&meta_path)
-        .map_err(|e| RaskError::io(meta_path.display(), e))?;
+    let text =
+        std::fs::read_to_string(&meta_path).map_err(|e| RaskError::io(meta_path.display(), e))?;
     let meta = parse_meta(&meta_path, &text)?;
     if meta.dtype != T::DTYPE {
         return Err(RaskError::invalid_argument(
@@ -784,8 +789,12 @@ pub fn read_zarr<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
         ));
     }
     let sizes = grid_sizes(&meta.shape, &meta.chunk_shape);
-    let chunks = Chunks::normalize(ChunkSpec::Explicit(sizes), &meta.shape, meta.dtype.itemsize())
-        .map_err(|e| bad_file(&meta_path, e))?;
+    let chunks = Chunks::normalize(
+        ChunkSpec::Explicit(sizes),
+        &meta.shape,
+        meta.dtype.itemsize(),
+    )
+    .map_err(|e| bad_file(&meta_path, e))?;
     let mut t = Tokenizer::new("rask.array.read_zarr");
     tokenize_file(&mut t, &meta_path)?;
     t.write_str(T::DTYPE.name());
@@ -828,10 +837,16 @@ mod tests {
     fn fill_values() {
         let f = |d, v: Json| fill_bytes(d, &v);
         assert_eq!(f(DType::Bool, json!(true)), Some(vec![1]));
-        assert_eq!(f(DType::I16, json!(-2)), Some((-2i16).to_le_bytes().to_vec()));
+        assert_eq!(
+            f(DType::I16, json!(-2)),
+            Some((-2i16).to_le_bytes().to_vec())
+        );
         assert_eq!(f(DType::U8, json!(256)), None);
         assert_eq!(f(DType::U64, json!(u64::MAX)), Some(vec![255; 8]));
-        assert_eq!(f(DType::F32, json!(1.5)), Some(1.5f32.to_le_bytes().to_vec()));
+        assert_eq!(
+            f(DType::F32, json!(1.5)),
+            Some(1.5f32.to_le_bytes().to_vec())
+        );
         let nan = f(DType::F64, json!("NaN")).unwrap();
         assert!(f64::from_le_bytes(nan.try_into().unwrap()).is_nan());
         assert_eq!(
