@@ -595,7 +595,10 @@ fn a_slice_reads_only_the_chunks_it_needs() {
     );
 }
 
-/// The Python with zarr: `RASK_ZARR_PYTHON`, else the benches' venv.
+/// The Python with zarr: `RASK_ZARR_PYTHON`, else the benches' venv. zarr is not a benchmark
+/// peer, so it is installed by hand; zarr >= 3.2 needs Python >= 3.12 and the benches' venv
+/// is 3.11, so e.g. `python3 -m venv /tmp/rask-zarr-venv && /tmp/rask-zarr-venv/bin/pip
+/// install zarr==3.1.6`, then `RASK_ZARR_PYTHON=/tmp/rask-zarr-venv/bin/python cargo test`.
 fn zarr_python() -> Option<PathBuf> {
     let python = std::env::var_os("RASK_ZARR_PYTHON")
         .map(PathBuf::from)
