@@ -22,7 +22,8 @@
 //!   transpose, squeeze, expand_dims, reshape, [`stack`], [`concatenate`], broadcast_to) and
 //!   [`rechunk`] / [`rechunk_with`] (`rechunk`: optionally within a memory bound per task).
 //!   Storage (`storage`): [`read_npy`] / [`to_npy`] and [`read_npy_stack`] /
-//!   [`to_npy_stack`] read lazily, one task per block reading only its bytes, and write
+//!   [`to_npy_stack`], and Zarr v3 with [`read_zarr`] / [`to_zarr`], read lazily, one task
+//!   per block reading only its bytes, and write
 //!   through a [`Store`] whose compute writes each block in its own task.
 //!   Each module's docs describe its lowering and the memory each task holds.
 //!
@@ -67,4 +68,7 @@ pub use rechunk::{rechunk, rechunk_with};
 pub use reduction::{ArgPartial, Axes, DEFAULT_SPLIT_EVERY, Moments, ReduceOptions, SumCount};
 pub use shape::{concatenate, stack};
 pub use slicing::{Slice, SliceArg, slice};
-pub use storage::{Store, read_npy, read_npy_stack, to_npy, to_npy_stack};
+pub use storage::{
+    Store, ZarrOptions, read_npy, read_npy_stack, read_zarr, to_npy, to_npy_stack, to_zarr,
+    to_zarr_with,
+};

@@ -6,11 +6,13 @@
 //!   C order): one file for the whole array ([`read_npy`], [`to_npy`]) or one file per block
 //!   plus an `info` file ([`read_npy_stack`], [`to_npy_stack`]). See the `npy` module docs for
 //!   the byte layout and which bytes each task touches.
-//! - Zarr is not included yet: `zarrs` 0.23 (even with only its `filesystem` and `ndarray`
-//!   features) has an unconditional build dependency on `libz-sys` (zlib from C source when
-//!   the system has none) and brings about 140 crates (two major versions of `syn`, `moka`,
-//!   `rayon`, `futures`, ...): a clean build of it alone took 2m40s on the 2 shared cores,
-//!   more than all of `rask-array` today. Worth it once a lighter build is possible.
+//! - Zarr v3 (a directory with `zarr.json` and one file per chunk; the `bytes` codec,
+//!   optionally gzip): [`read_zarr`], [`to_zarr`], [`to_zarr_with`]. A small reader and
+//!   writer of our own rather than the `zarrs` crate: `zarrs` 0.23 (even with only its
+//!   `filesystem` and `ndarray` features) has an unconditional build dependency on `libz-sys`
+//!   (zlib from C source when the system has none) and brings about 140 crates: a clean
+//!   build of it alone took 2m40s on the 2 shared cores, more than all of `rask-array`. See
+//!   the `zarr` module docs for the supported subset.
 //!
 //! # Reading is lazy and block-wise
 //!
@@ -41,8 +43,10 @@ use rask_graph::{Collection, GraphBuilder, Key, Layer, Value};
 use crate::{DType, Element};
 
 mod npy;
+mod zarr;
 
 pub use npy::{read_npy, read_npy_stack, to_npy, to_npy_stack};
+pub use zarr::{ZarrOptions, read_zarr, to_zarr, to_zarr_with};
 
 /// Writes of an array to storage, run when computed: one task per block, plus the task
 /// that creates the target. Computing it returns `()` once every block is written.

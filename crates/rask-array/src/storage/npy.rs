@@ -151,7 +151,7 @@ impl Header {
 }
 
 /// An error about the contents of a file: names the path.
-fn bad_file(path: &Path, message: impl std::fmt::Display) -> RaskError {
+pub(super) fn bad_file(path: &Path, message: impl std::fmt::Display) -> RaskError {
     RaskError::io(
         path.display(),
         std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string()),
@@ -420,7 +420,7 @@ fn check_dtype<T: Element>(path: &Path, found: DType) -> Result<()> {
     Ok(())
 }
 
-fn tokenize_file(t: &mut Tokenizer, path: &Path) -> Result<()> {
+pub(super) fn tokenize_file(t: &mut Tokenizer, path: &Path) -> Result<()> {
     let meta = std::fs::metadata(path).map_err(|e| RaskError::io(path.display(), e))?;
     t.write_str(&path.to_string_lossy());
     t.write_u64(meta.len());
@@ -435,7 +435,7 @@ fn tokenize_file(t: &mut Tokenizer, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn tokenize_chunks(t: &mut Tokenizer, chunks: &Chunks) {
+pub(super) fn tokenize_chunks(t: &mut Tokenizer, chunks: &Chunks) {
     for axis in chunks.sizes() {
         t.write_u64(axis.len() as u64);
         for &c in axis {
@@ -701,7 +701,11 @@ impl<T: Element> Op for WriteBlock<T> {
 }
 
 /// A single-task layer whose task runs `op` with no inputs.
-fn root_layer(prefix: &str, token: rask_graph::Token, op: Arc<dyn Op>) -> (Arc<Layer>, Key) {
+pub(super) fn root_layer(
+    prefix: &str,
+    token: rask_graph::Token,
+    op: Arc<dyn Op>,
+) -> (Arc<Layer>, Key) {
     let key = Key::single(KeyName::from_token(prefix, token));
     let layer = Layer::single(TaskSpec::new(key.clone(), op, Vec::new()), Vec::new());
     (layer, key)

@@ -10,3 +10,4 @@ mod reduction;
 mod shape;
 mod slicing;
 mod storage;
+mod zarr;
