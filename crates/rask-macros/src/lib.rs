@@ -170,6 +170,14 @@ fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         }
     });
 
+    // Pure keys hash the op name, which nested functions of one name in one module share;
+    // where the function is defined tells them apart.
+    let salt = if pure {
+        quote!(__call.salt(concat!(file!(), ":", line!(), ":", column!()));)
+    } else {
+        quote!()
+    };
+
     let body_ident = format_ident!("__rask_body_{}", ident);
     let call_result = if fallible {
         quote!(#body_ident(#(#names),*).map_err(::rask::RaskError::external)?)
@@ -196,6 +204,7 @@ fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
                 ::rask::__private::Func::Ptr(__rask_call),
                 #pure,
             );
+            #salt
             #( __call.arg(#names); )*
             __call.finish()
         }

@@ -234,7 +234,13 @@ pub struct Call {
     slots: SmallVec<[Slot; 2]>,
     deps: SmallVec<[Key; 2]>,
     dep_layers: SmallVec<[Arc<Layer>; 2]>,
+    /// Position of each dependency in `deps`, once there are too many to search linearly
+    /// (`sum` of a million items would otherwise compare keys a million times per item).
+    dep_index: Option<std::collections::HashMap<Key, u32>>,
 }
+
+/// Above this many distinct dependencies, [`Call::arg`] looks repeats up in a hash map.
+const LINEAR_DEP_SEARCH: usize = 16;
 
 impl Call {
     pub fn new(name: &'static str, label: &'static str, func: Func, pure: bool) -> Self {
@@ -248,6 +254,16 @@ impl Call {
             slots: SmallVec::new(),
             deps: SmallVec::new(),
             dep_layers: SmallVec::new(),
+            dep_index: None,
+        }
+    }
+
+    /// Mixes `salt` into a pure call's key. `#[delayed]` passes where the function is
+    /// defined, so two functions with one path (nested in different functions) never share
+    /// keys.
+    pub fn salt(&mut self, salt: &str) {
+        if let Some(t) = self.tokenizer.as_mut() {
+            t.write_str(salt);
         }
     }
 
@@ -268,15 +284,32 @@ impl Call {
                     t.write_u8(1);
                     t.write_key(&key);
                 }
-                let pos = match self.deps.iter().position(|k| *k == key) {
+                let found = match &self.dep_index {
+                    Some(index) => index.get(&key).copied(),
+                    None => self.deps.iter().position(|k| *k == key).map(|p| p as u32),
+                };
+                let pos = match found {
                     Some(p) => p,
                     None => {
+                        let p = self.deps.len() as u32;
+                        if let Some(index) = &mut self.dep_index {
+                            index.insert(key.clone(), p);
+                        } else if self.deps.len() >= LINEAR_DEP_SEARCH {
+                            let mut index: std::collections::HashMap<Key, u32> = self
+                                .deps
+                                .iter()
+                                .enumerate()
+                                .map(|(i, k)| (k.clone(), i as u32))
+                                .collect();
+                            index.insert(key.clone(), p);
+                            self.dep_index = Some(index);
+                        }
                         self.deps.push(key);
                         self.dep_layers.push(layer);
-                        self.deps.len() - 1
+                        p
                     }
                 };
-                self.slots.push(Slot::Input(pos as u32));
+                self.slots.push(Slot::Input(pos));
             }
         }
     }
