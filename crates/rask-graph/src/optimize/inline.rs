@@ -1,7 +1,7 @@
 use crate::Graph;
 use crate::graph::{Task, TaskId};
 use crate::op::Cost;
-use crate::optimize::compose::compose;
+use crate::optimize::compose::compose_many;
 use crate::optimize::{output_mask, renumber};
 
 /// Folds every cheap task that is not a requested output into each of its dependents.
@@ -24,7 +24,8 @@ pub fn inline_cheap(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
         return (graph, outputs.to_vec());
     }
 
-    // Process in topological order so a cheap task's own cheap inputs are folded first.
+    // In topological order, a cheap task's own cheap inputs are folded into it before it is
+    // folded into its readers, so one level of folding per task suffices.
     let topo: Vec<TaskId> = graph
         .topological_order()
         .expect("a validated graph is acyclic")
@@ -32,18 +33,18 @@ pub fn inline_cheap(graph: Graph, outputs: &[TaskId]) -> (Graph, Vec<TaskId>) {
     let mut tasks: Vec<Task> = graph.into_tasks();
     for &id in &topo {
         let i = id as usize;
-        while let Some(&p) = tasks[i].deps.iter().find(|&&d| inlinable[d as usize]) {
-            let producer = &tasks[p as usize];
-            let (op, deps) = compose(
-                p,
-                &producer.op,
-                &producer.deps,
-                &tasks[i].op,
-                &tasks[i].deps,
-            );
-            tasks[i].op = op;
-            tasks[i].deps = deps;
+        if !tasks[i].deps.iter().any(|&d| inlinable[d as usize]) {
+            continue;
         }
+        let (op, deps) = {
+            let all = &tasks;
+            compose_many(&all[i].op, &all[i].deps, |d| {
+                inlinable[d as usize]
+                    .then(|| (&all[d as usize].op, all[d as usize].deps.as_slice()))
+            })
+        };
+        tasks[i].op = op;
+        tasks[i].deps = deps;
     }
     renumber(tasks, &inlinable, outputs)
 }
