@@ -560,10 +560,7 @@ mod tests {
                 .unwrap(),
             &nested
         );
-        assert_eq!(
-            *roundtrip(Value::new(true)).get::<bool>(&"b").unwrap(),
-            true
-        );
+        assert!(*roundtrip(Value::new(true)).get::<bool>(&"b").unwrap());
         assert_eq!(*roundtrip(Value::new(-7i32)).get::<i32>(&"i").unwrap(), -7);
     }
 
