@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, IxDyn};
 use rask_error::{RaskError, Result};
 use rask_graph::{Collection, GraphBuilder, Key, KeyName, Layer, Op, TaskSpec, Token, Value};
 
@@ -247,14 +247,7 @@ impl<T: Element> Collection for Array<T> {
                     block.shape()
                 )));
             }
-            let info: Vec<SliceInfoElem> = ranges
-                .iter()
-                .map(|r| SliceInfoElem::Slice {
-                    start: r.start as isize,
-                    end: Some(r.end as isize),
-                    step: 1,
-                })
-                .collect();
+            let info = crate::rechunk::slice_info(&ranges);
             out.slice_mut(info.as_slice()).assign(block);
         }
         Ok(out)

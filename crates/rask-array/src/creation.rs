@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use ndarray::{ArrayD, IxDyn};
 use rask_error::{RaskError, Result};
 use rask_graph::{Key, Layer, Op, Tokenizer, Value, encode_params};
 use serde::Serialize;
@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::array::{ArrayBuilder, block_nbytes, block_value};
 use crate::{Array, ChunkSpec, Chunks, Element, NumElement};
 
-fn tokenize_shape(t: &mut Tokenizer, shape: &[usize], chunks: &Chunks) {
+/// Writes a shape and its chunks into a token.
+pub(crate) fn tokenize_shape(t: &mut Tokenizer, shape: &[usize], chunks: &Chunks) {
     t.write_u64(shape.len() as u64);
     for &s in shape {
         t.write_u64(s as u64);
@@ -329,15 +330,7 @@ impl<T: Element> Op for FromNdarray<T> {
         "array"
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        let info: Vec<SliceInfoElem> = self
-            .ranges
-            .iter()
-            .map(|r| SliceInfoElem::Slice {
-                start: r.start as isize,
-                end: Some(r.end as isize),
-                step: 1,
-            })
-            .collect();
+        let info = crate::rechunk::slice_info(&self.ranges);
         Ok(block_value(self.source.slice(info.as_slice()).to_owned()))
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {

@@ -299,16 +299,7 @@ fn random_array<T: crate::Element>(
     let mut t = Tokenizer::new("rask.array.random");
     t.write_bytes(&encode_params("rask.array.random", &dist).unwrap_or_default());
     t.write_u64(seed);
-    t.write_u64(shape.len() as u64);
-    for &s in shape {
-        t.write_u64(s as u64);
-    }
-    for axis in chunks.sizes() {
-        t.write_u64(axis.len() as u64);
-        for &c in axis {
-            t.write_u64(c as u64);
-        }
-    }
+    crate::creation::tokenize_shape(&mut t, shape, &chunks);
     let mut b = ArrayBuilder::new(dist.name(), t.finish(), chunks, Vec::new());
     for idx in b.chunks().block_indices() {
         let op = Arc::new(RandomBlock {

@@ -338,21 +338,13 @@ collection_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 impl<C: Collection> Collection for Vec<C> {
     type Output = Vec<C::Output>;
     fn add_layers(&self, builder: &mut GraphBuilder) {
-        for c in self {
-            c.add_layers(builder);
-        }
+        self.as_slice().add_layers(builder)
     }
     fn output_keys(&self) -> Vec<Key> {
-        self.iter().flat_map(|c| c.output_keys()).collect()
+        self.as_slice().output_keys()
     }
     fn finalize(&self, values: Vec<Value>) -> Result<Self::Output> {
-        let mut values = values.into_iter();
-        self.iter()
-            .map(|c| {
-                let n = c.output_keys().len();
-                c.finalize(values.by_ref().take(n).collect())
-            })
-            .collect()
+        self.as_slice().finalize(values)
     }
 }
 
