@@ -73,6 +73,35 @@ pub struct Store {
 }
 
 impl Store {
+    /// The write graph every store shares: one task runs `create` (a header, metadata or
+    /// directory), then one task per block of `array` runs `write(block index)`, reading
+    /// that block and (for ordering) the create task's output.
+    pub(crate) fn build<T: crate::Element>(
+        array: &crate::Array<T>,
+        prefix: &str,
+        token: rask_graph::Token,
+        create: Arc<dyn rask_graph::Op>,
+        mut write: impl FnMut(&[usize]) -> Arc<dyn rask_graph::Op>,
+    ) -> Store {
+        let (create_layer, create_key) =
+            npy::root_layer(&format!("{prefix}-create"), token, create);
+        let name = rask_graph::KeyName::from_token(prefix, token);
+        let mut tasks = Vec::with_capacity(array.npartitions());
+        let mut outputs = Vec::with_capacity(array.npartitions());
+        for idx in array.chunks().block_indices() {
+            let key = crate::array::block_key(&name, &idx);
+            // Inputs in the order of the layer's deps: the block, then the create task.
+            tasks.push(rask_graph::TaskSpec::new(
+                key.clone(),
+                write(&idx),
+                vec![array.block_key(&idx), create_key.clone()],
+            ));
+            outputs.push(key);
+        }
+        let layer = Layer::new(tasks, vec![array.layer().clone(), create_layer]);
+        Store { layer, outputs }
+    }
+
     /// The layer of block-writing tasks (its dependencies hold the array and the create task).
     pub fn layer(&self) -> &Arc<Layer> {
         &self.layer

@@ -726,38 +726,22 @@ pub fn to_npy<T: Element>(array: &Array<T>, path: impl AsRef<Path>) -> Result<St
     t.write_str(array.name().as_str());
     t.write_str(&path.to_string_lossy());
     let token = t.finish();
-    let (create, create_key) = root_layer(
-        "to_npy-create",
-        token,
-        Arc::new(CreateFile {
-            path: path.clone(),
-            header: header.clone(),
-            data_len,
-        }),
-    );
-    let name = KeyName::from_token("to_npy", token);
     let shape = Arc::new(array.shape().to_vec());
-    let mut tasks = Vec::with_capacity(array.npartitions());
-    let mut outputs = Vec::with_capacity(array.npartitions());
-    for idx in array.chunks().block_indices() {
-        let key = crate::array::block_key(&name, &idx);
-        let op = Arc::new(WriteBlock::<T> {
+    let data_offset = header.len() as u64;
+    let create = Arc::new(CreateFile {
+        path: path.clone(),
+        header,
+        data_len,
+    });
+    Ok(Store::build(array, "to_npy", token, create, |idx| {
+        Arc::new(WriteBlock::<T> {
             path: path.clone(),
-            data_offset: header.len() as u64,
+            data_offset,
             shape: shape.clone(),
-            ranges: array.chunks().block_ranges(&idx),
+            ranges: array.chunks().block_ranges(idx),
             _t: std::marker::PhantomData,
-        });
-        // Inputs in the order of the layer's deps: the block, then the created file.
-        tasks.push(TaskSpec::new(
-            key.clone(),
-            op,
-            vec![array.block_key(&idx), create_key.clone()],
-        ));
-        outputs.push(key);
-    }
-    let layer = Layer::new(tasks, vec![array.layer().clone(), create]);
-    Ok(Store { layer, outputs })
+        })
+    }))
 }
 
 /// The file name of block `idx` in a stack directory.
@@ -919,32 +903,16 @@ pub fn to_npy_stack<T: Element>(array: &Array<T>, dir: impl AsRef<Path>) -> Resu
     t.write_str(array.name().as_str());
     t.write_str(&dir.to_string_lossy());
     let token = t.finish();
-    let (create, create_key) = root_layer(
-        "to_npy_stack-create",
-        token,
-        Arc::new(CreateStack {
-            dir: dir.clone(),
-            info: stack_info(T::DTYPE, array.chunks()),
-        }),
-    );
-    let name = KeyName::from_token("to_npy_stack", token);
-    let mut tasks = Vec::with_capacity(array.npartitions());
-    let mut outputs = Vec::with_capacity(array.npartitions());
-    for idx in array.chunks().block_indices() {
-        let key = crate::array::block_key(&name, &idx);
-        let op = Arc::new(WriteFile::<T> {
-            path: dir.join(stack_file_name(&idx)),
+    let create = Arc::new(CreateStack {
+        dir: dir.clone(),
+        info: stack_info(T::DTYPE, array.chunks()),
+    });
+    Ok(Store::build(array, "to_npy_stack", token, create, |idx| {
+        Arc::new(WriteFile::<T> {
+            path: dir.join(stack_file_name(idx)),
             _t: std::marker::PhantomData,
-        });
-        tasks.push(TaskSpec::new(
-            key.clone(),
-            op,
-            vec![array.block_key(&idx), create_key.clone()],
-        ));
-        outputs.push(key);
-    }
-    let layer = Layer::new(tasks, vec![array.layer().clone(), create]);
-    Ok(Store { layer, outputs })
+        })
+    }))
 }
 
 /// Reads one block's whole `.npy` file of a stack, checking its dtype and shape.

@@ -61,10 +61,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rask_error::{RaskError, Result};
-use rask_graph::{KeyName, Layer, Op, TaskSpec, Tokenizer, Value, encode_params};
+use rask_graph::{Op, Tokenizer, Value, encode_params};
 use serde_json::{Value as Json, json};
 
-use super::npy::{bad_file, root_layer, tokenize_chunks, tokenize_file};
+use super::npy::{bad_file, tokenize_chunks, tokenize_file};
 use super::{Store, check_native, decode_block, encode_block, for_each_run};
 use crate::array::{ArrayBuilder, block_nbytes};
 use crate::{Array, ChunkSpec, Chunks, DType, Element, input_block};
@@ -616,35 +616,19 @@ pub fn to_zarr_with<T: Element>(
     t.write_str(&dir.to_string_lossy());
     t.write_str(&meta);
     let token = t.finish();
-    let (create, create_key) = root_layer(
-        "to_zarr-create",
-        token,
-        Arc::new(CreateArray {
-            dir: dir.clone(),
-            meta,
-        }),
-    );
-    let name = KeyName::from_token("to_zarr", token);
-    let mut tasks = Vec::with_capacity(array.npartitions());
-    let mut outputs = Vec::with_capacity(array.npartitions());
-    for idx in array.chunks().block_indices() {
-        let key = crate::array::block_key(&name, &idx);
-        let op = Arc::new(WriteChunk::<T> {
-            path: dir.join(chunk_key(&idx, '/')),
+    let create = Arc::new(CreateArray {
+        dir: dir.clone(),
+        meta,
+    });
+    Ok(Store::build(array, "to_zarr", token, create, |idx| {
+        Arc::new(WriteChunk::<T> {
+            path: dir.join(chunk_key(idx, '/')),
             chunk_shape: chunk_shape.clone(),
-            block_shape: array.chunks().block_shape(&idx),
+            block_shape: array.chunks().block_shape(idx),
             gzip: options.gzip,
             _t: std::marker::PhantomData,
-        });
-        tasks.push(TaskSpec::new(
-            key.clone(),
-            op,
-            vec![array.block_key(&idx), create_key.clone()],
-        ));
-        outputs.push(key);
-    }
-    let layer = Layer::new(tasks, vec![array.layer().clone(), create]);
-    Ok(Store { layer, outputs })
+        })
+    }))
 }
 
 /// Reads one chunk file (a missing one is all fill value), trimmed to its block.
