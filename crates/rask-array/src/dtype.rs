@@ -80,13 +80,17 @@ pub trait NumElement:
     /// The smallest and largest values (identities of max and min).
     fn min_value() -> Self;
     fn max_value() -> Self;
+    /// Addition and multiplication as NumPy does them: integers wrap on overflow (instead of
+    /// panicking in debug builds), floats are plain IEEE arithmetic.
+    fn add_wrapping(self, other: Self) -> Self;
+    fn mul_wrapping(self, other: Self) -> Self;
 }
 
 /// Floating-point elements.
 pub trait FloatElement: NumElement + num_traits::Float {}
 
 macro_rules! element {
-    ($t:ty, $d:ident) => {
+    (@base $t:ty, $d:ident) => {
         impl Element for $t {
             const DTYPE: DType = DType::$d;
             fn to_f64(self) -> f64 {
@@ -99,12 +103,38 @@ macro_rules! element {
                 t.write_bytes(&self.to_le_bytes());
             }
         }
+    };
+    ($t:ty, $d:ident, float) => {
+        element!(@base $t, $d);
         impl NumElement for $t {
             fn min_value() -> Self {
                 <$t>::MIN
             }
             fn max_value() -> Self {
                 <$t>::MAX
+            }
+            fn add_wrapping(self, other: Self) -> Self {
+                self + other
+            }
+            fn mul_wrapping(self, other: Self) -> Self {
+                self * other
+            }
+        }
+    };
+    ($t:ty, $d:ident) => {
+        element!(@base $t, $d);
+        impl NumElement for $t {
+            fn min_value() -> Self {
+                <$t>::MIN
+            }
+            fn max_value() -> Self {
+                <$t>::MAX
+            }
+            fn add_wrapping(self, other: Self) -> Self {
+                self.wrapping_add(other)
+            }
+            fn mul_wrapping(self, other: Self) -> Self {
+                self.wrapping_mul(other)
             }
         }
     };
@@ -117,8 +147,8 @@ element!(i8, I8);
 element!(i16, I16);
 element!(i32, I32);
 element!(i64, I64);
-element!(f32, F32);
-element!(f64, F64);
+element!(f32, F32, float);
+element!(f64, F64, float);
 
 impl FloatElement for f32 {}
 impl FloatElement for f64 {}

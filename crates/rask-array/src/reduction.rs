@@ -685,7 +685,7 @@ impl<T: NumElement> Combiner for SumR<T> {
         spec_of::<T>("sum")
     }
     fn merge(&self, acc: &mut ArrayD<T>, other: &ArrayD<T>) {
-        merge_elementwise(acc, other, |a, b| a + b);
+        merge_elementwise(acc, other, T::add_wrapping);
     }
     fn finalize(&self, p: ArrayD<T>) -> ArrayD<T> {
         p
@@ -697,7 +697,7 @@ impl<T: NumElement> Combiner for SumR<T> {
 impl<T: NumElement> Reducer for SumR<T> {
     type In = T;
     fn chunk(&self, block: &ArrayD<T>, ctx: &BlockCtx<'_>) -> ArrayD<T> {
-        fold_block(block, ctx.axes, T::zero(), |a, b| a + b, |a, b| a + b)
+        fold_block(block, ctx.axes, T::zero(), T::add_wrapping, T::add_wrapping)
     }
 }
 
@@ -708,7 +708,7 @@ impl<T: NumElement> Combiner for ProdR<T> {
         spec_of::<T>("prod")
     }
     fn merge(&self, acc: &mut ArrayD<T>, other: &ArrayD<T>) {
-        merge_elementwise(acc, other, |a, b| a * b);
+        merge_elementwise(acc, other, T::mul_wrapping);
     }
     fn finalize(&self, p: ArrayD<T>) -> ArrayD<T> {
         p
@@ -720,7 +720,7 @@ impl<T: NumElement> Combiner for ProdR<T> {
 impl<T: NumElement> Reducer for ProdR<T> {
     type In = T;
     fn chunk(&self, block: &ArrayD<T>, ctx: &BlockCtx<'_>) -> ArrayD<T> {
-        fold_block(block, ctx.axes, T::one(), |a, b| a * b, |a, b| a * b)
+        fold_block(block, ctx.axes, T::one(), T::mul_wrapping, T::mul_wrapping)
     }
 }
 

@@ -583,3 +583,31 @@ fn tree_shape_params_and_sizes() {
         assert!(t.op.projected_nbytes(&[]).is_some());
     }
 }
+
+#[test]
+fn integer_sums_and_products_wrap_like_numpy() {
+    use ndarray::{ArrayD, IxDyn};
+    use rask::array::Axes;
+    use rask::prelude::*;
+    // NumPy: np.array([2**63 - 1, 1]).sum() == -2**63 (int64 wraps), no error.
+    let x = rask::array::from_ndarray(
+        ArrayD::from_shape_vec(IxDyn(&[2]), vec![i64::MAX, 1]).unwrap(),
+        1,
+    )
+    .unwrap();
+    let s = x.sum(Axes::All).unwrap().compute().unwrap();
+    assert_eq!(s.first().copied(), Some(i64::MIN));
+    let p = x.prod(Axes::All).unwrap().compute().unwrap();
+    assert_eq!(p.first().copied(), Some(i64::MAX));
+    let y = rask::array::full::<i64>(&[4], 1 << 20, 1).unwrap();
+    let p = y.prod(Axes::All).unwrap().compute().unwrap();
+    assert_eq!(
+        p.first().copied(),
+        Some(
+            (1i64 << 20)
+                .wrapping_mul(1 << 20)
+                .wrapping_mul(1 << 20)
+                .wrapping_mul(1 << 20)
+        )
+    );
+}
