@@ -7,8 +7,12 @@
 //!   answers "which task next?" ([`SchedulerState::pop_ready`]) and takes events
 //!   ([`SchedulerState::task_finished`], [`SchedulerState::task_failed`],
 //!   [`SchedulerState::cancel`]). It releases each value as soon as its last dependent has
-//!   finished, tracks the bytes held against a memory budget and holds back root tasks when
-//!   the budget is spent. It is tested by driving it by hand.
+//!   finished, tracks the bytes held (plus what running tasks are allocating) against a
+//!   memory budget, holds back root tasks when the budget is spent, and when nothing else
+//!   helps picks least-recently-used values to spill to disk. It is tested by driving it by
+//!   hand.
+//! - [`check_budget`] refuses, before anything runs, a graph with a task that cannot fit in
+//!   the budget on its own.
 //! - [`run`] drives that state machine with an [`Executor`]: [`Executor::Sync`] on the calling
 //!   thread, [`Executor::Threaded`] on one thread per core. Both share one worker loop; a task
 //!   that errors or panics becomes an error naming its key and op, the rest is cancelled, and
