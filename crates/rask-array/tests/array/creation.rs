@@ -98,3 +98,15 @@ fn persist_keeps_blocks_under_the_same_keys() {
     assert_eq!(doubled, want.mapv(|v| v * 2.0));
     let _ = p.with_values(Vec::new()).unwrap_err();
 }
+
+#[test]
+fn from_task_with_the_wrong_dtype_is_an_error_naming_the_argument() {
+    // A task producing f32 blocks declared as an f64 array: the check op says what it got.
+    let d = rask::delayed(|n: usize| ArrayD::<f32>::zeros(IxDyn(&[n]))).call((4usize,));
+    let bad = array::from_task::<f64>(d.layer().clone(), d.key().clone(), &[4]).unwrap();
+    let err = bad.compute().unwrap_err().to_string();
+    assert!(
+        err.contains("`value`") && err.contains("f32") && err.contains("float64"),
+        "{err}"
+    );
+}
