@@ -396,8 +396,20 @@ impl OpRegistry {
 
     /// Rebuilds an op from its wire form.
     pub fn decode(&self, name: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+        self.decode_nested(name, params, 0)
+    }
+
+    fn decode_nested(&self, name: &str, params: &[u8], depth: usize) -> Result<Arc<dyn Op>> {
         if name == COMPOSITE_OP {
-            return decode_composite(params, self);
+            // Our optimizer flattens composites, so honest graphs nest at most once; a deep
+            // nesting is a malformed (or hostile) message and must not exhaust the stack.
+            if depth >= MAX_COMPOSITE_NESTING {
+                return Err(RaskError::Serialization {
+                    what: "composite op".into(),
+                    message: format!("nested more than {MAX_COMPOSITE_NESTING} levels deep"),
+                });
+            }
+            return decode_composite(params, self, depth + 1);
         }
         let decode = self
             .decoders
@@ -423,7 +435,10 @@ impl OpRegistry {
     }
 }
 
-fn decode_composite(params: &[u8], registry: &OpRegistry) -> Result<Arc<dyn Op>> {
+/// How deeply composites may nest in a decoded op.
+const MAX_COMPOSITE_NESTING: usize = 32;
+
+fn decode_composite(params: &[u8], registry: &OpRegistry, depth: usize) -> Result<Arc<dyn Op>> {
     let wire: Vec<WireStep> =
         postcard::from_bytes(params).map_err(|e| RaskError::Serialization {
             what: "composite op".into(),
@@ -441,7 +456,7 @@ fn decode_composite(params: &[u8], registry: &OpRegistry) -> Result<Arc<dyn Op>>
     let mut steps = Vec::with_capacity(wire.len());
     for s in wire {
         steps.push(Step {
-            op: registry.decode(&s.name, &s.params)?,
+            op: registry.decode_nested(&s.name, &s.params, depth)?,
             args: s.args.into_iter().collect(),
         });
     }
@@ -530,5 +545,30 @@ mod tests {
         assert!(seen.iter().all(|&live| live - before <= 2), "{seen:?}");
         drop(out);
         assert_eq!(LIVE.load(Ordering::SeqCst), before);
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn deeply_nested_composites_are_refused_not_recursed() {
+        // Build a composite wire message nested 1000 deep by hand: each level is one step
+        // whose op is the level below.
+        let mut params = postcard::to_stdvec(&Vec::<WireStep>::new()).unwrap();
+        for _ in 0..1000 {
+            let wire = vec![WireStep {
+                name: COMPOSITE_OP.to_string(),
+                params,
+                args: Vec::new(),
+            }];
+            params = postcard::to_stdvec(&wire).unwrap();
+        }
+        let err = OpRegistry::global()
+            .decode(COMPOSITE_OP, &params)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nested more than 32"), "{err}");
     }
 }
