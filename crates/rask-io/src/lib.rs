@@ -51,6 +51,11 @@ mod store;
 
 pub use glob::glob_match;
 pub use location::{Location, Scheme};
-pub use store::{IoStore, ObjectInfo, StoreOptions, glob};
+pub use store::{IoStore, ObjectInfo, StoreOptions, glob, set_default_options};
+
+/// True when `s` is a URL naming a remote store (anything with `://` except `file://`).
+pub fn is_remote_url(s: &str) -> bool {
+    s.contains("://") && !s.trim_start().to_ascii_lowercase().starts_with("file://")
+}
 
 pub use bytes::Bytes;

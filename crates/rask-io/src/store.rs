@@ -1,8 +1,9 @@
 //! The blocking facade over `object_store`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -99,7 +100,53 @@ where
     }
 }
 
+/// The options [`IoStore::open_shared`] uses; see [`set_default_options`].
+fn default_options() -> &'static Mutex<StoreOptions> {
+    static OPTS: OnceLock<Mutex<StoreOptions>> = OnceLock::new();
+    OPTS.get_or_init(|| Mutex::new(StoreOptions::default()))
+}
+
+type StoreCache = Mutex<HashMap<(Scheme, Option<String>), Arc<dyn ObjectStore>>>;
+
+fn store_cache() -> &'static StoreCache {
+    static CACHE: OnceLock<StoreCache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Sets the options that [`IoStore::open_shared`] (and so the array readers and writers given
+/// URLs) use in this process, and forgets the stores opened with the previous ones. Graph tasks
+/// carry only URLs, never credentials: each process (each worker) sets its own options or
+/// relies on the `AWS_*` environment variables.
+pub fn set_default_options(options: StoreOptions) {
+    *default_options().lock().unwrap_or_else(|p| p.into_inner()) = options;
+    store_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+}
+
 impl IoStore {
+    /// Like [`IoStore::open`] with the process-wide options ([`set_default_options`]), sharing
+    /// one client (one connection pool) per bucket across calls.
+    pub fn open_shared(url: &str) -> Result<IoStore> {
+        let root = Location::parse(url)?;
+        let key = (root.scheme(), root.bucket().map(str::to_string));
+        let mut cache = store_cache().lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = cache.get(&key) {
+            return Ok(IoStore {
+                store: store.clone(),
+                root,
+            });
+        }
+        let opts = default_options()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let store = build_store(&root, &opts)?;
+        cache.insert(key, store.clone());
+        Ok(IoStore { store, root })
+    }
+
     /// Opens the store behind `url` (a plain path or any URL [`Location::parse`] accepts), rooted
     /// at that location.
     pub fn open(url: &str, options: &StoreOptions) -> Result<IoStore> {
@@ -149,6 +196,23 @@ impl IoStore {
     pub fn get(&self, rel: &str) -> Result<Bytes> {
         let p = self.path(rel)?;
         block_on(async { self.store.get(&p).await?.bytes().await }).map_err(|e| self.err(rel, e))
+    }
+
+    /// Reads a whole object; `None` when it does not exist (a missing bucket is still an error).
+    pub fn get_opt(&self, rel: &str) -> Result<Option<Bytes>> {
+        let p = self.path(rel)?;
+        match block_on(async { self.store.get(&p).await?.bytes().await }) {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { source, .. })
+                if !source
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("nosuchbucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(rel, e)),
+        }
     }
 
     /// Reads the bytes `range` of an object (one ranged GET).
