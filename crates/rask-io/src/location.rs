@@ -168,6 +168,13 @@ impl Location {
             .then(|| PathBuf::from(format!("/{}", self.key)))
     }
 
+    /// The same bucket (or origin, or local file system) with another key.
+    pub fn with_key(&self, key: &str) -> Location {
+        let mut out = self.clone();
+        out.key = key.trim_matches('/').to_string();
+        out
+    }
+
     /// This location with `rel` (a `/`-separated relative path) appended to the key.
     pub fn join(&self, rel: &str) -> Location {
         let rel = rel.trim_matches('/');

@@ -334,27 +334,13 @@ pub fn glob(url_pattern: &str, options: &StoreOptions) -> Result<Vec<String>> {
     let n_literal = segs.iter().take_while(|s| !has_wildcard(s)).count();
     let root_key = segs[..n_literal].join("/");
     let pattern = segs[n_literal..].join("/");
-    let mut root = loc.clone();
-    root_key_set(&mut root, &root_key);
+    let root = loc.with_key(&root_key);
     let store = IoStore::from_location(root, options)?;
     if pattern.is_empty() {
         store.head("")?;
         return Ok(vec![store.url("")]);
     }
     Ok(store.glob(&pattern)?.into_iter().map(|o| o.url).collect())
-}
-
-fn root_key_set(loc: &mut Location, key: &str) {
-    let mut base = loc.clone();
-    // Rebuild from the bucket with an empty key, then join.
-    base = Location::parse(&match (base.scheme(), base.bucket()) {
-        (Scheme::Local, _) => "/".to_string(),
-        (Scheme::Http, Some(o)) => format!("{o}/"),
-        (s, Some(b)) => format!("{}://{b}/", s.as_str()),
-        (_, None) => "/".to_string(),
-    })
-    .unwrap_or(base);
-    *loc = base.join(key);
 }
 
 /// Builds the `object_store` for a location's bucket (or origin, or the local file system).

@@ -18,6 +18,11 @@ struct S3Server {
 
 impl S3Server {
     fn start() -> S3Server {
+        S3Server::start_with(true)
+    }
+
+    /// `auth: false` serves anonymous requests (plain HTTP GETs of `/bucket/key`).
+    fn start_with(auth: bool) -> S3Server {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use hyper_util::server::conn::auto::Builder as ConnBuilder;
         use s3s::auth::SimpleAuth;
@@ -31,7 +36,9 @@ impl S3Server {
             .unwrap();
         let fs = s3s_fs::FileSystem::new(dir.path()).unwrap();
         let mut b = S3ServiceBuilder::new(fs);
-        b.set_auth(SimpleAuth::from_single(AK, SK));
+        if auth {
+            b.set_auth(SimpleAuth::from_single(AK, SK));
+        }
         let service = b.build();
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -251,4 +258,35 @@ fn unsupported_and_malformed_urls_are_named() {
         Location::parse("s3a://b/k").unwrap().to_string(),
         "s3://b/k"
     );
+}
+
+#[test]
+fn http_urls_read_objects() {
+    let server = S3Server::start_with(false);
+    let dir = server.dir.path().join("pub");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), b"hello, rask").unwrap();
+    let url = format!("{}/pub", server.endpoint());
+    let store = IoStore::open(&url, &StoreOptions::default()).unwrap();
+    assert_eq!(&store.get("hello.txt").unwrap()[..], b"hello, rask");
+    assert_eq!(store.head("hello.txt").unwrap(), 11);
+    assert_eq!(&store.get_range("hello.txt", 7..11).unwrap()[..], b"rask");
+    let err = store.get("missing.txt").unwrap_err().to_string();
+    assert!(err.contains(&format!("{url}/missing.txt")), "{err}");
+}
+
+#[test]
+fn blocking_calls_work_inside_a_tokio_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // A synchronous task called from async code: no "cannot block_on inside a runtime" panic.
+    let got = rt.block_on(async move {
+        let store = IoStore::open(&root, &StoreOptions::default()).unwrap();
+        store.put("x", b"42".to_vec()).unwrap();
+        store.get("x").unwrap()
+    });
+    assert_eq!(&got[..], b"42");
 }
