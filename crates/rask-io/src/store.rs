@@ -31,6 +31,13 @@ pub struct StoreOptions {
     pub allow_http: bool,
     /// Send no credentials at all (public buckets).
     pub skip_signature: bool,
+    /// How many times a failed request is retried (object_store's default: 10, with
+    /// exponential backoff). `Some(0)` fails at the first error.
+    pub max_retries: Option<usize>,
+    /// The longest a request is retried for (object_store's default: 3 minutes).
+    pub retry_timeout: Option<std::time::Duration>,
+    /// The longest a connection attempt may take.
+    pub connect_timeout: Option<std::time::Duration>,
 }
 
 impl StoreOptions {
@@ -57,6 +64,20 @@ pub struct ObjectInfo {
     pub url: String,
     /// The size in bytes.
     pub size: u64,
+    /// The store's entity tag, when it gives one.
+    pub e_tag: Option<String>,
+    /// The last modification time, in nanoseconds since the Unix epoch (0 when unknown).
+    pub modified_ns: i64,
+}
+
+fn info(url: String, path: String, m: &object_store::ObjectMeta) -> ObjectInfo {
+    ObjectInfo {
+        path,
+        url,
+        size: m.size,
+        e_tag: m.e_tag.clone(),
+        modified_ns: m.last_modified.timestamp_nanos_opt().unwrap_or(0),
+    }
 }
 
 /// A blocking handle on one store (a bucket, an HTTP origin, or the local file system) rooted at
@@ -245,6 +266,14 @@ impl IoStore {
             .map_err(|e| self.err(rel, e))
     }
 
+    /// The size, entity tag and modification time of an object.
+    pub fn stat(&self, rel: &str) -> Result<ObjectInfo> {
+        let p = self.path(rel)?;
+        block_on(self.store.head(&p))
+            .map(|m| info(self.url(rel), rel.trim_matches('/').to_string(), &m))
+            .map_err(|e| self.err(rel, e))
+    }
+
     /// True when the object exists.
     pub fn exists(&self, rel: &str) -> Result<bool> {
         let p = self.path(rel)?;
@@ -292,11 +321,7 @@ impl IoStore {
                 } else {
                     key.strip_prefix(root_key)?.strip_prefix('/')?
                 };
-                Some(ObjectInfo {
-                    path: rel.to_string(),
-                    url: self.url(rel),
-                    size: m.size,
-                })
+                Some(info(self.url(rel), rel.to_string(), &m))
             })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -374,17 +399,52 @@ fn build_store(loc: &Location, o: &StoreOptions) -> Result<Arc<dyn ObjectStore>>
             if o.skip_signature {
                 b = b.with_skip_signature(true);
             }
+            if let Some(r) = retry_config(o) {
+                b = b.with_retry(r);
+            }
+            if let Some(t) = o.connect_timeout {
+                // Through the config key, so client settings from the environment are kept.
+                let key = object_store::aws::AmazonS3ConfigKey::Client(
+                    object_store::ClientConfigKey::ConnectTimeout,
+                );
+                b = b.with_config(key, format!("{}ms", t.as_millis()));
+            }
             Ok(Arc::new(b.build().map_err(fail)?))
         }
         Scheme::Http => {
-            let b = object_store::http::HttpBuilder::new()
+            let mut b = object_store::http::HttpBuilder::new()
                 .with_url(bucket)
-                .with_client_options(object_store::ClientOptions::new().with_allow_http(true));
+                .with_client_options(client_options(o).with_allow_http(true));
+            if let Some(r) = retry_config(o) {
+                b = b.with_retry(r);
+            }
             Ok(Arc::new(b.build().map_err(fail)?))
         }
         Scheme::Gcs => build_gcs(loc, bucket),
         Scheme::Azure => build_azure(loc, bucket),
     }
+}
+
+fn retry_config(o: &StoreOptions) -> Option<object_store::RetryConfig> {
+    if o.max_retries.is_none() && o.retry_timeout.is_none() {
+        return None;
+    }
+    let mut r = object_store::RetryConfig::default();
+    if let Some(n) = o.max_retries {
+        r.max_retries = n;
+    }
+    if let Some(t) = o.retry_timeout {
+        r.retry_timeout = t;
+    }
+    Some(r)
+}
+
+fn client_options(o: &StoreOptions) -> object_store::ClientOptions {
+    let mut c = object_store::ClientOptions::new().with_allow_http(o.allow_http);
+    if let Some(t) = o.connect_timeout {
+        c = c.with_connect_timeout(t);
+    }
+    c
 }
 
 #[cfg(feature = "gcp")]

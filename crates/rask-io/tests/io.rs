@@ -90,6 +90,9 @@ fn exercise(store: &IoStore) {
 
     assert_eq!(&store.get("a/x.bin").unwrap()[..], &data[..]);
     assert_eq!(store.head("a/x.bin").unwrap(), 10_000);
+    let st = store.stat("a/x.bin").unwrap();
+    assert_eq!((st.path.as_str(), st.size), ("a/x.bin", 10_000));
+    assert!(st.modified_ns > 0);
     assert_eq!(
         &store.get_range("a/x.bin", 300..310).unwrap()[..],
         &data[300..310]
@@ -213,7 +216,8 @@ fn connection_refused_names_the_url() {
         .local_addr()
         .unwrap()
         .port();
-    let opts = StoreOptions::s3_compatible(&format!("http://127.0.0.1:{port}"), AK, SK);
+    let mut opts = StoreOptions::s3_compatible(&format!("http://127.0.0.1:{port}"), AK, SK);
+    opts.max_retries = Some(1);
     let store = IoStore::open("s3://b", &opts).unwrap();
     let err = store.head("k.bin").unwrap_err().to_string();
     assert!(err.contains("s3://b/k.bin"), "{err}");

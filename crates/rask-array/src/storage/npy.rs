@@ -470,9 +470,12 @@ fn check_dtype<T: Element>(path: &Path, found: DType) -> Result<()> {
 
 pub(super) fn tokenize_file(t: &mut Tokenizer, path: &Path) -> Result<()> {
     if let Some(store) = super::remote(path)? {
-        // An object's URL and size (object stores give no cheap, portable mtime here).
+        // An object's URL, size, modification time and entity tag: rewriting it gives new keys.
+        let info = store.stat("")?;
         t.write_str(&path.to_string_lossy());
-        t.write_u64(store.head("")?);
+        t.write_u64(info.size);
+        t.write_u128(info.modified_ns as u128);
+        t.write_str(info.e_tag.as_deref().unwrap_or(""));
         return Ok(());
     }
     let meta = std::fs::metadata(path).map_err(|e| RaskError::io(path.display(), e))?;

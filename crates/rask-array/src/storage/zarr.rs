@@ -54,7 +54,7 @@
 //! chunk files: rewriting chunks in place without touching `zarr.json` keeps the old keys.
 //! Local paths are local to the process that runs the task: on a cluster they must name a
 //! shared file system, or be a URL into an object store (`s3://bucket/a.zarr`), where each
-//! chunk is one object (for a URL, the token covers `zarr.json`'s URL and size only).
+//! chunk is one object (for a URL the token covers `zarr.json`'s URL, size, modification time and entity tag).
 
 use std::io::{Read, Write};
 use std::ops::Range;
