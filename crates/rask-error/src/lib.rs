@@ -91,6 +91,11 @@ pub enum RaskError {
         source: std::io::Error,
     },
 
+    /// An object store (a bucket, an HTTP server, a local folder reached through a URL) could not
+    /// serve a request. `url` names the object or prefix at fault (bucket and key included).
+    #[error("object store error on {url}: {message}")]
+    ObjectStore { url: String, message: String },
+
     /// An error returned by user code.
     #[error("{0}")]
     External(#[source] BoxError),
@@ -125,6 +130,14 @@ impl RaskError {
         RaskError::Io {
             path: path.to_string(),
             source,
+        }
+    }
+
+    /// An object-store error naming the URL at fault.
+    pub fn object_store(url: impl fmt::Display, message: impl fmt::Display) -> Self {
+        RaskError::ObjectStore {
+            url: url.to_string(),
+            message: message.to_string(),
         }
     }
 

@@ -14,6 +14,18 @@
 //!   build of it alone took 2m40s on the 2 shared cores, more than all of `rask-array`. See
 //!   the `zarr` module docs for the supported subset.
 //!
+//! # Object stores
+//!
+//! Every reader and writer also takes a URL (through `rask-io`): `s3://bucket/key`,
+//! `http(s)://...`, and `file://` (which becomes a plain local path and keeps the local fast
+//! path). Reads of one `.npy` object are ranged GETs per block (the runs of a block are
+//! fetched with one coalesced `get_ranges`); a stack or Zarr chunk is one GET per block; writes
+//! are one PUT per block (Zarr chunk or stack file) and no directories are created. An object
+//! cannot be written at offsets, so [`to_npy`] to a URL is an error that suggests
+//! [`to_npy_stack`] or [`to_zarr`]. Tasks carry only the URL, never credentials: the store
+//! options come from `rask_io::set_default_options` or the `AWS_*` environment variables of
+//! the process that runs the task.
+//!
 //! # Reading is lazy and block-wise
 //!
 //! A reader parses the file's header when the graph is built (so shape and dtype are known
@@ -34,6 +46,7 @@
 
 use std::any::TypeId;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
@@ -143,6 +156,68 @@ impl Collection for Store {
         }
         Ok(())
     }
+}
+
+/// Turns what the user passed into the path the ops carry: `file://` URLs become local
+/// paths, other URLs (`s3://`, `http(s)://`, ...) are kept as they are (a `PathBuf` holding a
+/// URL joins with `/` like a path), plain paths are unchanged.
+pub(super) fn resolve(path: &Path) -> Result<PathBuf> {
+    let s = path.to_string_lossy();
+    if s.contains("://") && !rask_io::is_remote_url(&s) {
+        let loc = rask_io::Location::parse(&s)?;
+        return Ok(loc.local_path().unwrap_or_else(|| path.to_path_buf()));
+    }
+    if rask_io::is_remote_url(&s) {
+        // Parse now so a malformed URL or an unsupported scheme fails when the graph is built.
+        rask_io::Location::parse(&s)?;
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The object store behind `path` when it is a remote URL, rooted at that object.
+pub(super) fn remote(path: &Path) -> Result<Option<rask_io::IoStore>> {
+    let s = path.to_string_lossy();
+    if rask_io::is_remote_url(&s) {
+        Ok(Some(rask_io::IoStore::open_shared(&s)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Writes a whole file or object.
+pub(super) fn write_all(path: &Path, bytes: Vec<u8>) -> Result<()> {
+    match remote(path)? {
+        Some(store) => store.put("", bytes),
+        None => std::fs::write(path, bytes).map_err(|e| RaskError::io(path.display(), e)),
+    }
+}
+
+/// Reads a whole file or object; `None` when it does not exist.
+pub(super) fn read_all_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match remote(path)? {
+        Some(store) => Ok(store.get_opt("")?.map(|b| b.to_vec())),
+        None => match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RaskError::io(path.display(), e)),
+        },
+    }
+}
+
+/// Reads a whole file or object; missing is an error naming it.
+pub(super) fn read_all(path: &Path) -> Result<Vec<u8>> {
+    match remote(path)? {
+        Some(store) => Ok(store.get("")?.to_vec()),
+        None => std::fs::read(path).map_err(|e| RaskError::io(path.display(), e)),
+    }
+}
+
+/// Creates a local directory; object stores have no directories, so nothing to do there.
+pub(super) fn create_dir_all(path: &Path) -> Result<()> {
+    if rask_io::is_remote_url(&path.to_string_lossy()) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(|e| RaskError::io(path.display(), e))
 }
 
 /// Plain-old-data element types with a fixed little-endian encoding.

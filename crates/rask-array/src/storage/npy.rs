@@ -158,35 +158,83 @@ pub(super) fn bad_file(path: &Path, message: impl std::fmt::Display) -> RaskErro
     )
 }
 
-fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| RaskError::io(path.display(), e))
+/// Bytes to read a `.npy` file from: a local file, an object in a store (read by ranged
+/// GETs), or bytes already in memory.
+enum Blob {
+    File(File),
+    Remote { store: rask_io::IoStore, len: u64 },
+    Mem(Vec<u8>),
+}
+
+impl Blob {
+    fn len(&self, path: &Path) -> Result<u64> {
+        match self {
+            Blob::File(f) => Ok(f
+                .metadata()
+                .map_err(|e| RaskError::io(path.display(), e))?
+                .len()),
+            Blob::Remote { len, .. } => Ok(*len),
+            Blob::Mem(b) => Ok(b.len() as u64),
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Blob> {
+    match super::remote(path)? {
+        Some(store) => {
+            let len = store.head("")?;
+            Ok(Blob::Remote { store, len })
+        }
+        None => Ok(Blob::File(
+            File::open(path).map_err(|e| RaskError::io(path.display(), e))?,
+        )),
+    }
 }
 
 /// Reads `buf.len()` bytes at `offset`, naming the path and the sizes when the file is short.
-fn read_at(file: &File, path: &Path, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
-    file.read_exact_at(buf, offset).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            let actual = file.metadata().map(|m| m.len()).unwrap_or(0);
-            bad_file(
-                path,
-                format!(
-                    "truncated .npy file: {what} needs {} bytes, the file has {actual}",
-                    offset + buf.len() as u64
-                ),
-            )
-        } else {
-            RaskError::io(path.display(), e)
+fn read_at(file: &Blob, path: &Path, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
+    let needed = offset + buf.len() as u64;
+    let truncated = |actual: u64| {
+        bad_file(
+            path,
+            format!("truncated .npy file: {what} needs {needed} bytes, the file has {actual}"),
+        )
+    };
+    match file {
+        Blob::File(f) => f.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                truncated(f.metadata().map(|m| m.len()).unwrap_or(0))
+            } else {
+                RaskError::io(path.display(), e)
+            }
+        }),
+        Blob::Remote { store, len } => {
+            let end = offset + buf.len() as u64;
+            if end > *len {
+                return Err(truncated(*len));
+            }
+            let bytes = store.get_range("", offset..end)?;
+            if bytes.len() != buf.len() {
+                return Err(truncated(offset + bytes.len() as u64));
+            }
+            buf.copy_from_slice(&bytes);
+            Ok(())
         }
-    })
+        Blob::Mem(b) => {
+            let end = offset as usize + buf.len();
+            if end > b.len() {
+                return Err(truncated(b.len() as u64));
+            }
+            buf.copy_from_slice(&b[offset as usize..end]);
+            Ok(())
+        }
+    }
 }
 
 /// Parses the header of an open `.npy` file.
-fn read_header(file: &File, path: &Path) -> Result<Header> {
+fn read_header(file: &Blob, path: &Path) -> Result<Header> {
     let mut prefix = [0u8; 12];
-    let file_len = file
-        .metadata()
-        .map_err(|e| RaskError::io(path.display(), e))?
-        .len();
+    let file_len = file.len(path)?;
     let n = (file_len as usize).min(12);
     read_at(file, path, &mut prefix[..n], 0, "the header")?;
     if n < 10 || &prefix[..6] != MAGIC {
@@ -421,6 +469,15 @@ fn check_dtype<T: Element>(path: &Path, found: DType) -> Result<()> {
 }
 
 pub(super) fn tokenize_file(t: &mut Tokenizer, path: &Path) -> Result<()> {
+    if let Some(store) = super::remote(path)? {
+        // An object's URL, size, modification time and entity tag: rewriting it gives new keys.
+        let info = store.stat("")?;
+        t.write_str(&path.to_string_lossy());
+        t.write_u64(info.size);
+        t.write_u128(info.modified_ns as u128);
+        t.write_str(info.e_tag.as_deref().unwrap_or(""));
+        return Ok(());
+    }
     let meta = std::fs::metadata(path).map_err(|e| RaskError::io(path.display(), e))?;
     t.write_str(&path.to_string_lossy());
     t.write_u64(meta.len());
@@ -499,7 +556,33 @@ impl Op for ReadBlock {
         let block_shape = self.block_shape();
         let item = self.dtype.itemsize() as u64;
         let mut buf = vec![0u8; self.nbytes() as usize];
-        if !buf.is_empty() {
+        if !buf.is_empty()
+            && let Some(store) = super::remote(&self.path)?
+        {
+            // One ranged request per run, coalesced by the store where runs are close.
+            let mut ranges = Vec::new();
+            for_each_run(&self.shape, &self.ranges, |start, len| {
+                let s = self.data_offset + start * item;
+                ranges.push(s..s + len * item);
+                Ok(())
+            })?;
+            let parts = store.get_ranges("", &ranges)?;
+            let mut pos = 0usize;
+            for (part, r) in parts.iter().zip(&ranges) {
+                let n = (r.end - r.start) as usize;
+                if part.len() != n {
+                    return Err(bad_file(
+                        &self.path,
+                        format!(
+                            "truncated .npy file: the block needs {} bytes, the object has fewer",
+                            r.end
+                        ),
+                    ));
+                }
+                buf[pos..pos + n].copy_from_slice(part);
+                pos += n;
+            }
+        } else if !buf.is_empty() {
             let file = open(&self.path)?;
             let mut pos = 0usize;
             for_each_run(&self.shape, &self.ranges, |start, len| {
@@ -550,7 +633,7 @@ pub fn read_npy<T: Element>(
     path: impl AsRef<Path>,
     chunks: impl Into<ChunkSpec>,
 ) -> Result<Array<T>> {
-    let path = path.as_ref();
+    let path = &super::resolve(path.as_ref())?;
     check_native::<T>("read_npy")?;
     let file = open(path)?;
     let header = read_header(&file, path)?;
@@ -719,7 +802,17 @@ pub(super) fn root_layer(
 /// (as with Dask, the reads may not have run yet): write to a new path and rename.
 pub fn to_npy<T: Element>(array: &Array<T>, path: impl AsRef<Path>) -> Result<Store> {
     check_native::<T>("to_npy")?;
-    let path = Arc::new(path.as_ref().to_path_buf());
+    let path = Arc::new(super::resolve(path.as_ref())?);
+    if rask_io::is_remote_url(&path.to_string_lossy()) {
+        return Err(RaskError::invalid_argument(
+            "path",
+            format!(
+                "to_npy cannot write {}: an object in an object store cannot be written at \
+                 offsets, block by block; use to_npy_stack (one object per block) or to_zarr",
+                path.display()
+            ),
+        ));
+    }
     let header = header_bytes(T::DTYPE, array.shape());
     let data_len = array.nbytes() as u64;
     let mut t = Tokenizer::new("rask.array.to_npy");
@@ -852,9 +945,8 @@ impl Op for CreateStack {
         )
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        std::fs::create_dir_all(&*self.dir).map_err(|e| RaskError::io(self.dir.display(), e))?;
-        let info = self.dir.join("info");
-        std::fs::write(&info, &self.info).map_err(|e| RaskError::io(info.display(), e))?;
+        super::create_dir_all(&self.dir)?;
+        super::write_all(&self.dir.join("info"), self.info.clone().into_bytes())?;
         Ok(Value::new(()))
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
@@ -885,7 +977,7 @@ impl<T: Element> Op for WriteFile<T> {
         let block = input_block::<T>(inputs, 0, self.name())?;
         let mut bytes = header_bytes(T::DTYPE, block.shape());
         bytes.extend(encode_block(block, &self.path.display())?);
-        std::fs::write(&self.path, bytes).map_err(|e| RaskError::io(self.path.display(), e))?;
+        super::write_all(&self.path, bytes)?;
         Ok(Value::new(()))
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
@@ -898,7 +990,7 @@ impl<T: Element> Op for WriteFile<T> {
 /// if needed; files of an earlier stack with more blocks are left in place.
 pub fn to_npy_stack<T: Element>(array: &Array<T>, dir: impl AsRef<Path>) -> Result<Store> {
     check_native::<T>("to_npy_stack")?;
-    let dir = Arc::new(dir.as_ref().to_path_buf());
+    let dir = Arc::new(super::resolve(dir.as_ref())?);
     let mut t = Tokenizer::new("rask.array.to_npy_stack");
     t.write_str(array.name().as_str());
     t.write_str(&dir.to_string_lossy());
@@ -940,7 +1032,11 @@ impl Op for ReadFile {
         )
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        let file = open(&self.path)?;
+        // Remote: one GET of the whole object, then parse it in memory.
+        let file = match super::remote(&self.path)? {
+            Some(store) => Blob::Mem(store.get("")?.to_vec()),
+            None => open(&self.path)?,
+        };
         let header = read_header(&file, &self.path)?;
         if header.dtype != self.dtype || header.shape != self.shape {
             return Err(bad_file(
@@ -972,10 +1068,9 @@ impl Op for ReadFile {
 /// dtype must be `T`; errors name the file), and each block's task reads its own file.
 pub fn read_npy_stack<T: Element>(dir: impl AsRef<Path>) -> Result<Array<T>> {
     check_native::<T>("read_npy_stack")?;
-    let dir = dir.as_ref();
+    let dir = &super::resolve(dir.as_ref())?;
     let info_path = dir.join("info");
-    let text =
-        std::fs::read_to_string(&info_path).map_err(|e| RaskError::io(info_path.display(), e))?;
+    let text = String::from_utf8_lossy(&super::read_all(&info_path)?).into_owned();
     let (dtype, chunks) = parse_stack_info(&info_path, &text)?;
     check_dtype::<T>(&info_path, dtype)?;
     let mut t = Tokenizer::new("rask.array.read_npy_stack");

@@ -52,8 +52,9 @@
 //!
 //! The token of a read array covers `zarr.json` (path, size, modification time), not the
 //! chunk files: rewriting chunks in place without touching `zarr.json` keeps the old keys.
-//! Paths are local to the process that runs the task: on a cluster they must name a shared
-//! file system.
+//! Local paths are local to the process that runs the task: on a cluster they must name a
+//! shared file system, or be a URL into an object store (`s3://bucket/a.zarr`), where each
+//! chunk is one object (for a URL the token covers `zarr.json`'s URL, size, modification time and entity tag).
 
 use std::io::{Read, Write};
 use std::ops::Range;
@@ -455,9 +456,8 @@ impl Op for CreateArray {
         )
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        std::fs::create_dir_all(&*self.dir).map_err(|e| RaskError::io(self.dir.display(), e))?;
-        let path = self.dir.join("zarr.json");
-        std::fs::write(&path, &self.meta).map_err(|e| RaskError::io(path.display(), e))?;
+        super::create_dir_all(&self.dir)?;
+        super::write_all(&self.dir.join("zarr.json"), self.meta.clone().into_bytes())?;
         Ok(Value::new(()))
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
@@ -541,9 +541,9 @@ impl<T: Element> Op for WriteChunk<T> {
             bytes = enc.finish().map_err(io)?;
         }
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| RaskError::io(parent.display(), e))?;
+            super::create_dir_all(parent)?;
         }
-        std::fs::write(&self.path, bytes).map_err(io)?;
+        super::write_all(&self.path, bytes)?;
         Ok(Value::new(()))
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
@@ -609,7 +609,7 @@ pub fn to_zarr_with<T: Element>(
             ),
         ));
     }
-    let dir = Arc::new(path.as_ref().to_path_buf());
+    let dir = Arc::new(super::resolve(path.as_ref())?);
     let meta = meta_json(T::DTYPE, array.shape(), &chunk_shape, options);
     let mut t = Tokenizer::new("rask.array.to_zarr");
     t.write_str(array.name().as_str());
@@ -650,10 +650,8 @@ impl ReadChunk {
     /// The chunk's bytes, trimmed to the block, little-endian; `None` when the file is missing.
     fn read(&self) -> Result<Option<Vec<u8>>> {
         let item = self.dtype.itemsize();
-        let raw = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(RaskError::io(self.path.display(), e)),
+        let Some(raw) = super::read_all_opt(&self.path)? else {
+            return Ok(None);
         };
         let want = self.nbytes(&self.chunk_shape) as usize;
         let raw = if self.gzip {
@@ -756,10 +754,9 @@ impl Op for ReadChunk {
 /// file, which may be missing (fill value). The blocks are the chunks, trimmed at the edges.
 pub fn read_zarr<T: Element>(path: impl AsRef<Path>) -> Result<Array<T>> {
     check_native::<T>("read_zarr")?;
-    let dir = path.as_ref();
+    let dir = &super::resolve(path.as_ref())?;
     let meta_path = dir.join("zarr.json");
-    let text =
-        std::fs::read_to_string(&meta_path).map_err(|e| RaskError::io(meta_path.display(), e))?;
+    let text = String::from_utf8_lossy(&super::read_all(&meta_path)?).into_owned();
     let meta = parse_meta(&meta_path, &text)?;
     if meta.dtype != T::DTYPE {
         return Err(RaskError::invalid_argument(

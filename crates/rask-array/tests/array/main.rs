@@ -3,6 +3,7 @@
 mod creation;
 mod elementwise;
 mod linalg;
+mod object_store;
 mod out_of_core;
 mod random;
 mod rechunk;
