@@ -1,5 +1,70 @@
-//! rask-dataframe: partitioned DataFrames on polars (work in progress).
+//! rask-dataframe: partitioned DataFrames on polars, lowered to rask task graphs.
+//!
+//! - [`DataFrame`] is the handle: a schema known before anything runs, and partitions, each a
+//!   polars `DataFrame` made by one task keyed `('name', i)`.
+//! - Readers ([`read_csv`], [`read_parquet`], [`read_ndjson`]) are [`Source`]s: they list
+//!   files through `rask-io` (local paths, `file://`, `s3://`, `http(s)://`, ...), read
+//!   Parquet footers once, and read each partition with a [`Pushdown`] (columns, filters,
+//!   row limit) worked out from the query.
+//! - Per-partition operations (`select`, `filter`, `with_columns`, `cast`, ...) are
+//!   [`Step`]s fused into the task that reads the partition; `explain()` shows the result.
+//! - [`GroupBy`] lowers `groupby(keys).agg(...)` to a tree reduction: a partial aggregate per
+//!   partition (fused into the read), combines of `split_every` partials, and a finalize.
+//!
+//! The frame is a [`rask_graph::Collection`], so `rask::compute(&df)` (or `df.compute()`
+//! with `rask::ComputeExt`) runs it and concatenates the partitions into one polars frame.
+//!
+//! ```
+//! use rask_dataframe::{DataFrame, polars::prelude::*};
+//! use rask::prelude::ComputeExt;
+//!
+//! let df = df!("origin" => ["SFO", "LAX", "SFO", "JFK"], "delay" => [10.0, 2.0, 20.0, 5.0])
+//!     .unwrap();
+//! let frame = DataFrame::from_polars_split(df, 2).unwrap();
+//! let means = frame.groupby(["origin"]).col("delay").mean().unwrap();
+//! let out = means.compute().unwrap().sort(["origin"], Default::default()).unwrap();
+//! assert_eq!(out.column("delay").unwrap().f64().unwrap().get(2), Some(15.0));
+//! ```
+
+mod frame;
+mod groupby;
+mod ops;
+mod readers;
+mod source;
+mod stats;
+mod step;
+
+pub use frame::DataFrame;
+pub use groupby::{Agg, AggKind, GroupBy, GroupByColumn};
+pub use ops::Scalar;
+pub use readers::{CsvOptions, ParquetOptions, read_csv, read_ndjson, read_parquet};
+pub use source::{Pushdown, Source};
+pub use step::Step;
 
 /// The polars version rask is built against, re-exported so users and the examples name the
 /// exact same types.
 pub use polars;
+
+use polars::prelude::{DataFrame as PlFrame, PolarsError};
+use rask_error::{RaskError, Result};
+use rask_graph::Value;
+
+/// A partition as a task value (sized for the memory budget).
+pub(crate) fn frame_value(df: PlFrame) -> Value {
+    let n = df.estimated_size();
+    Value::with_nbytes(df, n)
+}
+
+pub(crate) fn get_frame(v: &Value) -> Result<&PlFrame> {
+    v.downcast_ref::<PlFrame>().ok_or_else(|| {
+        RaskError::msg(format!(
+            "expected a polars DataFrame partition, found {}",
+            v.type_name()
+        ))
+    })
+}
+
+/// Turns a polars error into a rask error with context.
+pub(crate) fn polars_err(context: impl std::fmt::Display) -> impl FnOnce(PolarsError) -> RaskError {
+    move |e| RaskError::external(e).context(context)
+}

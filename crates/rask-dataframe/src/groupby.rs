@@ -1,0 +1,689 @@
+//! Groupby as a tree reduction: partial aggregates per partition (fused into the task that
+//! reads the partition), combines of `split_every` partials, then a finalize.
+//!
+//! Every aggregation is split into *partials* (columns computed per group in a partition),
+//! *combines* (the same columns recomputed over concatenated partials, so a combine's output
+//! can be combined again) and a *finalize* (the user's column from the combined partials):
+//! a mean is a sum and a count; a variance is a count, a mean and a sum of squared
+//! deviations merged with Chan's formula; `nunique` carries the distinct values as a list.
+//! With `split_out = k` each partial is cut by a hash of the keys into `k` pieces, and piece
+//! `j` of every partition is reduced into output partition `j`.
+
+use std::sync::Arc;
+
+use polars::prelude::{
+    DataFrame as PlFrame, DataType, ExplodeOptions, Expr, IDX_DTYPE, IntoLazy, NULL, Schema,
+    SchemaRef, col, len, lit, when,
+};
+use rask_error::{RaskError, Result};
+use rask_graph::{Cost, Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value};
+
+use crate::frame::{DataFrame, Lowered, concat_frames};
+use crate::step::Step;
+use crate::{frame_value, get_frame, polars_err};
+
+/// An aggregation function.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AggKind {
+    Sum,
+    Mean,
+    /// Non-null values.
+    Count,
+    /// Rows in the group, nulls included (`len` in polars, `size` in Dask).
+    Size,
+    Min,
+    Max,
+    Var {
+        ddof: u8,
+    },
+    Std {
+        ddof: u8,
+    },
+    First,
+    Last,
+    NUnique,
+}
+
+/// One output column of a groupby: a function of one input column.
+#[derive(Clone, Debug)]
+pub struct Agg {
+    pub column: String,
+    pub kind: AggKind,
+    pub alias: Option<String>,
+}
+
+macro_rules! agg_ctor {
+    ($($f:ident => $k:expr),* $(,)?) => {
+        $(
+            pub fn $f(column: &str) -> Agg {
+                Agg { column: column.to_string(), kind: $k, alias: None }
+            }
+        )*
+    };
+}
+
+impl Agg {
+    agg_ctor! {
+        sum => AggKind::Sum,
+        mean => AggKind::Mean,
+        count => AggKind::Count,
+        min => AggKind::Min,
+        max => AggKind::Max,
+        var => AggKind::Var { ddof: 1 },
+        std => AggKind::Std { ddof: 1 },
+        first => AggKind::First,
+        last => AggKind::Last,
+        nunique => AggKind::NUnique,
+    }
+
+    /// Rows per group (output column `len`, as polars names it).
+    pub fn size() -> Agg {
+        Agg {
+            column: String::new(),
+            kind: AggKind::Size,
+            alias: None,
+        }
+    }
+
+    pub fn alias(mut self, name: &str) -> Agg {
+        self.alias = Some(name.to_string());
+        self
+    }
+
+    fn output_name(&self) -> String {
+        match (&self.alias, self.kind) {
+            (Some(a), _) => a.clone(),
+            (None, AggKind::Size) => "len".to_string(),
+            (None, _) => self.column.clone(),
+        }
+    }
+
+    /// (partials, combines, finalize) expressions for output number `i`.
+    fn plan(&self, i: usize) -> (Vec<Expr>, Vec<Expr>, Expr) {
+        let p = |part: &str| format!("__rask{i}_{part}");
+        let out = self.output_name();
+        let c = || col(self.column.as_str());
+        let sum_of = |name: &str| col(name).sum().alias(name);
+        match self.kind {
+            AggKind::Sum => {
+                let s = p("sum");
+                (
+                    vec![c().sum().alias(&s)],
+                    vec![sum_of(&s)],
+                    col(&s).alias(&out),
+                )
+            }
+            AggKind::Count | AggKind::Size => {
+                let n = p("n");
+                let partial = if self.kind == AggKind::Size {
+                    len().alias(&n)
+                } else {
+                    c().count().alias(&n)
+                };
+                (
+                    vec![partial],
+                    vec![sum_of(&n)],
+                    col(&n).strict_cast(IDX_DTYPE).alias(&out),
+                )
+            }
+            AggKind::Mean => {
+                let (s, n) = (p("sum"), p("n"));
+                (
+                    vec![
+                        c().strict_cast(DataType::Float64).sum().alias(&s),
+                        c().count().alias(&n),
+                    ],
+                    vec![sum_of(&s), sum_of(&n)],
+                    when(col(&n).gt(lit(0)))
+                        .then(col(&s) / col(&n).cast(DataType::Float64))
+                        .otherwise(lit(NULL).cast(DataType::Float64))
+                        .alias(&out),
+                )
+            }
+            AggKind::Min => {
+                let m = p("min");
+                (
+                    vec![c().min().alias(&m)],
+                    vec![col(&m).min().alias(&m)],
+                    col(&m).alias(&out),
+                )
+            }
+            AggKind::Max => {
+                let m = p("max");
+                (
+                    vec![c().max().alias(&m)],
+                    vec![col(&m).max().alias(&m)],
+                    col(&m).alias(&out),
+                )
+            }
+            AggKind::Var { ddof } | AggKind::Std { ddof } => {
+                let (n, m, m2) = (p("n"), p("mean"), p("m2"));
+                let x = c().strict_cast(DataType::Float64);
+                let partials = vec![
+                    x.clone().count().alias(&n),
+                    x.clone().mean().alias(&m),
+                    (x.clone() - x.mean()).pow(2).sum().alias(&m2),
+                ];
+                // Chan et al.: merge (n_i, mean_i, M2_i) of disjoint parts.
+                let nf = || col(&n).cast(DataType::Float64);
+                let total_mean = (nf() * col(&m)).sum() / nf().sum();
+                let combines = vec![
+                    col(&n).sum().alias(&n),
+                    total_mean.clone().alias(&m),
+                    (col(&m2).sum() + (nf() * (col(&m) - total_mean).pow(2)).sum()).alias(&m2),
+                ];
+                let var = when(col(&n).gt(lit(ddof as u32)))
+                    .then(col(&m2) / (nf() - lit(ddof as f64)))
+                    .otherwise(lit(NULL).cast(DataType::Float64));
+                let fin = if matches!(self.kind, AggKind::Std { .. }) {
+                    var.sqrt()
+                } else {
+                    var
+                };
+                (partials, combines, fin.alias(&out))
+            }
+            AggKind::First => {
+                let f = p("first");
+                (
+                    vec![c().first().alias(&f)],
+                    vec![col(&f).first().alias(&f)],
+                    col(&f).alias(&out),
+                )
+            }
+            AggKind::Last => {
+                let f = p("last");
+                (
+                    vec![c().last().alias(&f)],
+                    vec![col(&f).last().alias(&f)],
+                    col(&f).alias(&out),
+                )
+            }
+            AggKind::NUnique => {
+                let u = p("uniq");
+                let explode = ExplodeOptions {
+                    empty_as_null: false,
+                    keep_nulls: true,
+                };
+                (
+                    vec![c().unique().implode(false).alias(&u)],
+                    vec![col(&u).explode(explode).unique().implode(false).alias(&u)],
+                    // Finalize runs as an aggregation too (see `FinalizeAgg`).
+                    col(&u)
+                        .explode(explode)
+                        .n_unique()
+                        .strict_cast(IDX_DTYPE)
+                        .alias(&out),
+                )
+            }
+        }
+    }
+}
+
+/// `frame.groupby(keys)`: choose aggregations with [`GroupBy::agg`] or per column with
+/// [`GroupBy::col`].
+#[derive(Clone)]
+pub struct GroupBy {
+    frame: DataFrame,
+    keys: Vec<String>,
+    split_every: usize,
+    split_out: usize,
+}
+
+/// `frame.groupby(keys).col("x")`: Dask's `df.groupby(keys).x`.
+pub struct GroupByColumn {
+    groupby: GroupBy,
+    column: String,
+}
+
+macro_rules! col_agg {
+    ($($f:ident),*) => {
+        $(
+            pub fn $f(&self) -> Result<DataFrame> {
+                self.groupby.agg([Agg::$f(&self.column)])
+            }
+        )*
+    };
+}
+
+impl GroupByColumn {
+    col_agg!(sum, mean, count, min, max, var, std, first, last, nunique);
+}
+
+impl DataFrame {
+    /// Groups by the key columns.
+    pub fn groupby<I, S>(&self, keys: I) -> GroupBy
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        GroupBy {
+            frame: self.clone(),
+            keys: keys.into_iter().map(|s| s.as_ref().to_string()).collect(),
+            split_every: 8,
+            split_out: 1,
+        }
+    }
+}
+
+impl GroupBy {
+    /// How many partials one combine task takes (default 8).
+    pub fn split_every(mut self, n: usize) -> GroupBy {
+        self.split_every = n;
+        self
+    }
+
+    /// Output partitions (default 1): for many groups, the result is hash-partitioned by
+    /// key so no task holds all groups.
+    pub fn split_out(mut self, n: usize) -> GroupBy {
+        self.split_out = n;
+        self
+    }
+
+    pub fn col(&self, column: &str) -> GroupByColumn {
+        GroupByColumn {
+            groupby: self.clone(),
+            column: column.to_string(),
+        }
+    }
+
+    /// Rows per group, in a column `len`.
+    pub fn size(&self) -> Result<DataFrame> {
+        self.agg([Agg::size()])
+    }
+
+    /// One row per group: the key columns, then one column per aggregation.
+    pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> Result<DataFrame> {
+        let aggs: Vec<Agg> = aggs.into_iter().collect();
+        self.check(&aggs)?;
+        let keys: Vec<Expr> = self.keys.iter().map(|k| col(k.as_str())).collect();
+        let (mut partials, mut combines, mut finals) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, a) in aggs.iter().enumerate() {
+            let (p, c, f) = a.plan(i);
+            partials.extend(p);
+            combines.extend(c);
+            finals.push(f);
+        }
+        // The output schema, from polars on an empty frame through the same expressions.
+        let empty = PlFrame::empty_with_schema(self.frame.schema());
+        let oracle_exprs: Vec<Expr> = aggs.iter().map(eager_expr).collect();
+        let out_schema = empty
+            .lazy()
+            .group_by(keys.clone())
+            .agg(oracle_exprs)
+            .collect_schema()
+            .map_err(|e| RaskError::invalid_argument("aggs", e))?;
+
+        // Partials run as a step fused into each partition's task.
+        let partial_frame = self.frame.with_partial(GroupAggStep {
+            keys: keys.clone(),
+            aggs: partials.clone(),
+        })?;
+        let desc = format!(
+            "GROUPBY {:?} AGG [{}] (tree: split_every {}, split_out {})",
+            self.keys,
+            aggs.iter()
+                .map(|a| format!("{:?}({})", a.kind, a.column))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.split_every,
+            self.split_out
+        );
+        let split_every = self.split_every;
+        let split_out = self.split_out;
+        let key_names = self.keys.clone();
+        Ok(partial_frame.stage(out_schema.clone(), |input| {
+            tree_reduce(
+                input,
+                &key_names,
+                TreeOps {
+                    combine: Arc::new(CombineAgg {
+                        keys: keys.clone(),
+                        aggs: combines.clone(),
+                        finals: None,
+                        schema: None,
+                    }),
+                    finalize: Arc::new(CombineAgg {
+                        keys: keys.clone(),
+                        aggs: combines.clone(),
+                        finals: Some(finals_for(&keys, &aggs, &finals)),
+                        schema: Some(out_schema.clone()),
+                    }),
+                },
+                split_every,
+                split_out,
+                desc,
+            )
+        }))
+    }
+
+    fn check(&self, aggs: &[Agg]) -> Result<()> {
+        if self.keys.is_empty() {
+            return Err(RaskError::invalid_argument(
+                "keys",
+                "at least one key column is needed",
+            ));
+        }
+        let schema = self.frame.schema();
+        for k in &self.keys {
+            if schema.get(k.as_str()).is_none() {
+                return Err(unknown_column("keys", k, schema));
+            }
+        }
+        if aggs.is_empty() {
+            return Err(RaskError::invalid_argument(
+                "aggs",
+                "at least one aggregation is needed",
+            ));
+        }
+        for a in aggs {
+            if a.kind == AggKind::Size {
+                continue;
+            }
+            let Some(dtype) = schema.get(a.column.as_str()) else {
+                return Err(unknown_column("aggs", &a.column, schema));
+            };
+            let numeric_only = matches!(
+                a.kind,
+                AggKind::Sum | AggKind::Mean | AggKind::Var { .. } | AggKind::Std { .. }
+            );
+            if numeric_only && !(dtype.is_primitive_numeric() || dtype.is_bool()) {
+                return Err(RaskError::invalid_argument(
+                    "aggs",
+                    format!(
+                        "{:?} of column `{}` needs a numeric column, not {dtype}",
+                        a.kind, a.column
+                    ),
+                ));
+            }
+        }
+        if self.split_every < 2 {
+            return Err(RaskError::invalid_argument(
+                "split_every",
+                "must be at least 2",
+            ));
+        }
+        if self.split_out == 0 {
+            return Err(RaskError::invalid_argument(
+                "split_out",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn unknown_column(arg: &str, name: &str, schema: &Schema) -> RaskError {
+    let cols: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+    RaskError::invalid_argument(arg, format!("unknown column `{name}` (columns: {cols:?})"))
+}
+
+/// The eager polars expression for an aggregation: used for the output schema.
+fn eager_expr(a: &Agg) -> Expr {
+    let c = col(a.column.as_str());
+    let e = match a.kind {
+        AggKind::Sum => c.sum(),
+        AggKind::Mean => c.mean(),
+        AggKind::Count => c.count(),
+        AggKind::Size => len(),
+        AggKind::Min => c.min(),
+        AggKind::Max => c.max(),
+        AggKind::Var { ddof } => c.var(ddof),
+        AggKind::Std { ddof } => c.std(ddof),
+        AggKind::First => c.first(),
+        AggKind::Last => c.last(),
+        AggKind::NUnique => c.n_unique(),
+    };
+    e.alias(a.output_name())
+}
+
+/// The finalize stage's expressions: nunique finalizes as an aggregation, the rest select
+/// over the combined partials.
+fn finals_for(keys: &[Expr], aggs: &[Agg], finals: &[Expr]) -> Finals {
+    let mut agg_finals = Vec::new();
+    let mut select = keys.to_vec();
+    for (a, f) in aggs.iter().zip(finals) {
+        if a.kind == AggKind::NUnique {
+            agg_finals.push(f.clone());
+            select.push(col(a.output_name()));
+        } else {
+            select.push(f.clone());
+        }
+    }
+    Finals { agg_finals, select }
+}
+
+#[derive(Clone)]
+struct Finals {
+    agg_finals: Vec<Expr>,
+    select: Vec<Expr>,
+}
+
+/// The partial aggregation, as a per-partition step.
+pub(crate) struct GroupAggStep {
+    pub(crate) keys: Vec<Expr>,
+    pub(crate) aggs: Vec<Expr>,
+}
+
+impl DataFrame {
+    pub(crate) fn with_partial(&self, g: GroupAggStep) -> Result<DataFrame> {
+        self.with_step(Step::GroupAgg {
+            keys: g.keys,
+            aggs: g.aggs,
+        })
+    }
+}
+
+/// The ops of a tree reduction over partials.
+pub(crate) struct TreeOps {
+    pub(crate) combine: Arc<dyn Op>,
+    pub(crate) finalize: Arc<dyn Op>,
+}
+
+/// Reduces the partitions of `input` with `ops`: `split_out` outputs, each the root of a
+/// tree of fan-in `split_every`.
+pub(crate) fn tree_reduce(
+    input: &Lowered,
+    keys: &[String],
+    ops: TreeOps,
+    split_every: usize,
+    split_out: usize,
+    desc: String,
+) -> Lowered {
+    let mut t = Tokenizer::new("rask.dataframe.tree_reduce");
+    t.write_str(input.name.as_str());
+    t.write_str(&desc);
+    let token = t.finish();
+    let mut tasks = Vec::new();
+    // Level 0: the partials, or their hash pieces.
+    let mut levels: Vec<Vec<Key>> = Vec::new();
+    if split_out == 1 {
+        levels.push(input.keys());
+    } else {
+        let split_name = KeyName::from_token("split-by-hash", token);
+        let piece_name = KeyName::from_token("hash-piece", token);
+        let split: Arc<dyn Op> = Arc::new(HashSplit {
+            keys: keys.to_vec(),
+            n: split_out,
+        });
+        for i in 0..input.npartitions {
+            tasks.push(TaskSpec::new(
+                Key::new(split_name.clone(), [i as u32]),
+                split.clone(),
+                vec![input.key(i)],
+            ));
+        }
+        for j in 0..split_out {
+            let mut level = Vec::new();
+            let piece: Arc<dyn Op> = Arc::new(Piece(j));
+            for i in 0..input.npartitions {
+                let key = Key::new(piece_name.clone(), [i as u32, j as u32]);
+                tasks.push(TaskSpec::new(
+                    key.clone(),
+                    piece.clone(),
+                    vec![Key::new(split_name.clone(), [i as u32])],
+                ));
+                level.push(key);
+            }
+            levels.push(level);
+        }
+    }
+    let out_name = KeyName::from_token("groupby-agg", token);
+    let combine_name = KeyName::from_token("groupby-combine", token);
+    let mut depth = 0u32;
+    for (j, mut level) in levels.into_iter().enumerate() {
+        while level.len() > split_every {
+            depth += 1;
+            let mut next = Vec::new();
+            for (g, group) in level.chunks(split_every).enumerate() {
+                let key = Key::new(combine_name.clone(), [j as u32, depth, g as u32]);
+                tasks.push(TaskSpec::new(
+                    key.clone(),
+                    ops.combine.clone(),
+                    group.to_vec(),
+                ));
+                next.push(key);
+            }
+            level = next;
+        }
+        tasks.push(TaskSpec::new(
+            Key::new(out_name.clone(), [j as u32]),
+            ops.finalize.clone(),
+            level,
+        ));
+    }
+    let mut plan = (*input.plan).clone();
+    plan.push(desc);
+    Lowered {
+        name: out_name,
+        layer: Layer::new(tasks, vec![input.layer.clone()]),
+        npartitions: split_out,
+        plan: Arc::new(plan),
+        num_rows: None,
+    }
+}
+
+/// Concatenates partials and aggregates them again; the finalize also selects the outputs.
+struct CombineAgg {
+    keys: Vec<Expr>,
+    aggs: Vec<Expr>,
+    finals: Option<Finals>,
+    schema: Option<SchemaRef>,
+}
+
+impl Op for CombineAgg {
+    fn name(&self) -> &str {
+        if self.finals.is_some() {
+            "rask.dataframe.groupby_finalize"
+        } else {
+            "rask.dataframe.groupby_combine"
+        }
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let frames: Vec<PlFrame> = inputs
+            .iter()
+            .map(|v| get_frame(v).cloned())
+            .collect::<Result<_>>()?;
+        let schema = frames[0].schema().clone();
+        let df = concat_frames(frames, &schema)?;
+        let mut aggs = self.aggs.clone();
+        if let Some(f) = &self.finals {
+            aggs.extend(f.agg_finals.iter().cloned());
+        }
+        let mut lf = df.lazy().group_by(self.keys.clone()).agg(aggs);
+        if let Some(f) = &self.finals {
+            lf = lf.select(f.select.clone());
+        }
+        let out = lf.collect().map_err(polars_err(self.name()))?;
+        if let Some(schema) = &self.schema {
+            // Agree with eager polars on dtypes (e.g. a sum of partial counts).
+            let casts: Vec<Expr> = schema
+                .iter()
+                .map(|(n, d)| col(n.clone()).strict_cast(d.clone()))
+                .collect();
+            let out = out
+                .lazy()
+                .select(casts)
+                .collect()
+                .map_err(polars_err(self.name()))?;
+            return Ok(frame_value(out));
+        }
+        Ok(frame_value(out))
+    }
+    fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        Some(input_nbytes.iter().sum())
+    }
+}
+
+/// Cuts a partition into `n` pieces by a hash of the key columns (the same key always lands
+/// in the same piece, in every process).
+pub(crate) struct HashSplit {
+    pub(crate) keys: Vec<String>,
+    pub(crate) n: usize,
+}
+
+impl Op for HashSplit {
+    fn name(&self) -> &str {
+        "rask.dataframe.split_by_hash"
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let df = get_frame(&inputs[0])?;
+        let pieces = hash_split(df, &self.keys, self.n)?;
+        let n: usize = pieces.iter().map(|p| p.estimated_size()).sum();
+        Ok(Value::with_nbytes(Arc::new(pieces), n))
+    }
+    fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        input_nbytes.first().copied()
+    }
+}
+
+pub(crate) fn hash_split(df: &PlFrame, keys: &[String], n: usize) -> Result<Vec<PlFrame>> {
+    use polars::polars_utils::aliases::SeedableFromU64SeedExt;
+    use polars::prelude::{IdxCa, PlSeedableRandomStateQuality};
+    // A fixed seed: the same key hashes alike in every task and process.
+    let state = || PlSeedableRandomStateQuality::seed_from_u64(0x5eed);
+    let mut hashes: Vec<u64> = Vec::with_capacity(df.height());
+    for (i, k) in keys.iter().enumerate() {
+        let s = df
+            .column(k.as_str())
+            .map_err(polars_err("split_by_hash"))?
+            .as_materialized_series()
+            .clone();
+        if i == 0 {
+            s.vec_hash(state(), &mut hashes)
+                .map_err(polars_err("split_by_hash"))?;
+        } else {
+            s.vec_hash_combine(state(), &mut hashes)
+                .map_err(polars_err("split_by_hash"))?;
+        }
+    }
+    let mut idx: Vec<Vec<polars::prelude::IdxSize>> = vec![Vec::new(); n];
+    for (row, h) in hashes.iter().enumerate() {
+        // Multiply-shift spreads the hash over the pieces without a modulo bias.
+        let piece = ((*h as u128 * n as u128) >> 64) as usize;
+        idx[piece].push(row as polars::prelude::IdxSize);
+    }
+    idx.into_iter()
+        .map(|rows| {
+            let ca = IdxCa::from_vec("".into(), rows);
+            df.take(&ca).map_err(polars_err("split_by_hash"))
+        })
+        .collect()
+}
+
+/// Piece `j` of a hash split.
+pub(crate) struct Piece(pub(crate) usize);
+
+impl Op for Piece {
+    fn name(&self) -> &str {
+        "rask.dataframe.hash_piece"
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let pieces = inputs[0]
+            .downcast_ref::<Arc<Vec<PlFrame>>>()
+            .ok_or_else(|| RaskError::msg("expected hash pieces"))?;
+        Ok(frame_value(pieces[self.0].clone()))
+    }
+    fn cost(&self) -> Cost {
+        Cost::Cheap
+    }
+}

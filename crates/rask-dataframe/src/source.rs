@@ -1,0 +1,113 @@
+//! Sources: where a frame's partitions come from before any step runs.
+//!
+//! A [`Source`] knows its schema and partitions when the frame is built (files are listed and
+//! Parquet footers read then, once), and reads one partition given a [`Pushdown`]: the columns
+//! the query needs, the filters it may test against statistics, and a row limit.
+
+use std::fmt;
+
+use polars::prelude::{DataFrame as PlFrame, Expr, SchemaRef};
+use rask_error::Result;
+use rask_graph::Tokenizer;
+
+/// What a query asks of a reader.
+#[derive(Clone, Debug, Default)]
+pub struct Pushdown {
+    /// The columns to read, in schema order; `None` for all.
+    pub columns: Option<Vec<String>>,
+    /// Filters every returned row must pass (the reader may skip data that cannot match;
+    /// the filters still run afterwards, so a reader may also ignore them).
+    pub filters: Vec<Expr>,
+    /// At most this many rows are needed from this partition.
+    pub limit: Option<usize>,
+}
+
+impl Pushdown {
+    pub(crate) fn tokenize(&self, t: &mut Tokenizer) {
+        t.write_str(&format!("{:?}", self.columns));
+        for f in &self.filters {
+            t.write_str(&f.to_string());
+        }
+        t.write_str(&format!("{:?}", self.limit));
+    }
+}
+
+/// A partitioned input.
+pub trait Source: Send + Sync + 'static {
+    /// Op name of the reading tasks (`rask.dataframe.read_csv`).
+    fn name(&self) -> &str;
+    /// Hashes what identifies the data: files, their sizes and mtimes, options.
+    fn tokenize(&self, t: &mut Tokenizer);
+    fn schema(&self) -> &SchemaRef;
+    fn npartitions(&self) -> usize;
+    /// The partitions that may hold rows passing `filters` (all, unless statistics say
+    /// otherwise).
+    fn prune(&self, _filters: &[Expr]) -> Vec<usize> {
+        (0..self.npartitions()).collect()
+    }
+    /// Reads partition `i`.
+    fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame>;
+    /// Projected in-memory bytes of partition `i` with these columns, when known.
+    fn projected_nbytes(&self, _i: usize, _columns: Option<&[String]>) -> Option<u64> {
+        None
+    }
+    /// Rows in partition `i`, when known without reading it (Parquet footers).
+    fn num_rows(&self, _i: usize) -> Option<u64> {
+        None
+    }
+    /// One line per partition group for `explain()`.
+    fn describe(&self) -> String;
+}
+
+impl fmt::Debug for dyn Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+/// In-memory partitions (from a polars frame or a list of them).
+pub(crate) struct MemorySource {
+    pub(crate) partitions: Vec<PlFrame>,
+    pub(crate) schema: SchemaRef,
+    pub(crate) token: rask_graph::Token,
+}
+
+impl Source for MemorySource {
+    fn name(&self) -> &str {
+        "rask.dataframe.from_polars"
+    }
+    fn tokenize(&self, t: &mut Tokenizer) {
+        t.write_token(self.token);
+    }
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+    fn npartitions(&self) -> usize {
+        self.partitions.len()
+    }
+    fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame> {
+        let mut df = self.partitions[i].clone();
+        if let Some(cols) = &pushdown.columns {
+            df = df
+                .select(cols.iter().map(|c| c.as_str()))
+                .map_err(crate::polars_err("from_polars"))?;
+        }
+        if let Some(n) = pushdown.limit {
+            df = df.head(Some(n));
+        }
+        Ok(df)
+    }
+    fn projected_nbytes(&self, i: usize, _columns: Option<&[String]>) -> Option<u64> {
+        Some(self.partitions[i].estimated_size() as u64)
+    }
+    fn num_rows(&self, i: usize) -> Option<u64> {
+        Some(self.partitions[i].height() as u64)
+    }
+    fn describe(&self) -> String {
+        let rows: usize = self.partitions.iter().map(|p| p.height()).sum();
+        format!(
+            "FROM_POLARS {} partitions, {rows} rows",
+            self.partitions.len()
+        )
+    }
+}
