@@ -157,6 +157,51 @@ impl DataFrame {
         })))
     }
 
+    /// A frame whose partition `i` is the value of task `parts[i].1` (in layer `parts[i].0`),
+    /// a [`crate::Partition`] with the declared `schema` (Dask's `from_delayed(..., meta=)`).
+    /// A partition with another schema is an error at run time naming it and its task.
+    pub fn from_delayed_parts(parts: Vec<(Arc<Layer>, Key)>, schema: Schema) -> Result<DataFrame> {
+        if parts.is_empty() {
+            return Err(RaskError::invalid_argument(
+                "parts",
+                "at least one partition is needed",
+            ));
+        }
+        let schema: SchemaRef = Arc::new(schema);
+        let mut t = Tokenizer::new("rask.dataframe.from_delayed");
+        for (_, k) in &parts {
+            t.write_key(k);
+        }
+        t.write_str(&format!("{schema:?}"));
+        let name = KeyName::from_token("from-delayed", t.finish());
+        let mut tasks = Vec::with_capacity(parts.len());
+        let mut layers = Vec::with_capacity(parts.len());
+        for (i, (layer, key)) in parts.into_iter().enumerate() {
+            let op: Arc<dyn Op> = Arc::new(CheckPartition {
+                schema: schema.clone(),
+                index: i,
+                source: key.clone(),
+            });
+            tasks.push(TaskSpec::new(
+                Key::new(name.clone(), [i as u32]),
+                op,
+                vec![key],
+            ));
+            layers.push(layer);
+        }
+        let n = tasks.len();
+        Ok(DataFrame::from_lowered(
+            Lowered {
+                name,
+                layer: Layer::new(tasks, layers),
+                npartitions: n,
+                plan: Arc::new(vec![format!("FROM_DELAYED {n} partitions")]),
+                num_rows: None,
+            },
+            schema,
+        ))
+    }
+
     pub(crate) fn with_step(&self, step: Step) -> Result<DataFrame> {
         let mut steps = self.inner.steps.clone();
         steps.push(step);
@@ -518,6 +563,46 @@ impl Op for MapSteps {
     }
     fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
         input_nbytes.first().copied()
+    }
+}
+
+/// Checks a delayed partition against the declared schema.
+struct CheckPartition {
+    schema: SchemaRef,
+    index: usize,
+    source: Key,
+}
+
+impl Op for CheckPartition {
+    fn name(&self) -> &str {
+        "rask.dataframe.from_delayed"
+    }
+    fn execute(&self, inputs: &[Value]) -> Result<Value> {
+        let df = get_frame(&inputs[0]).map_err(|e| {
+            e.context(format!(
+                "from_delayed partition {} (task {})",
+                self.index, self.source
+            ))
+        })?;
+        if df.schema() != &self.schema {
+            return Err(RaskError::invalid_argument(
+                "schema",
+                format!(
+                    "from_delayed partition {} (task {}) has schema {:?}, but {:?} was declared",
+                    self.index,
+                    self.source,
+                    df.schema(),
+                    self.schema
+                ),
+            ));
+        }
+        Ok(inputs[0].clone())
+    }
+    fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
+        input_nbytes.first().copied()
+    }
+    fn cost(&self) -> rask_graph::Cost {
+        rask_graph::Cost::Cheap
     }
 }
 

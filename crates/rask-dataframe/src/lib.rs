@@ -49,16 +49,47 @@ use polars::prelude::{DataFrame as PlFrame, PolarsError};
 use rask_error::{RaskError, Result};
 use rask_graph::Value;
 
-/// A partition as a task value (sized for the memory budget).
+/// A partition as a task value: a polars frame that knows its size (for the memory budget)
+/// and can be spilled to disk (as uncompressed-ish Parquet) when the budget is exceeded.
+/// `#[rask::delayed]` functions return it to feed [`DataFrame::from_delayed_parts`].
+#[derive(Clone, Debug)]
+pub struct Partition(pub PlFrame);
+
+impl rask_graph::Data for Partition {
+    fn nbytes(&self) -> usize {
+        self.0.estimated_size()
+    }
+
+    fn spill(&self, w: &mut dyn std::io::Write) -> std::io::Result<bool> {
+        use polars::prelude::{ParquetCompression, ParquetWriter};
+        let mut df = self.0.clone();
+        ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .finish(&mut df)
+            .map_err(std::io::Error::other)?;
+        Ok(true)
+    }
+
+    fn unspill(r: &mut dyn std::io::Read) -> std::io::Result<Self> {
+        use polars::prelude::{ParquetReader, SerReader};
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf)?;
+        ParquetReader::new(std::io::Cursor::new(buf))
+            .finish()
+            .map(Partition)
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// A partition as a task value (sized for the memory budget, spillable).
 pub(crate) fn frame_value(df: PlFrame) -> Value {
-    let n = df.estimated_size();
-    Value::with_nbytes(df, n)
+    Value::new(Partition(df))
 }
 
 pub(crate) fn get_frame(v: &Value) -> Result<&PlFrame> {
-    v.downcast_ref::<PlFrame>().ok_or_else(|| {
+    v.downcast_ref::<Partition>().map(|p| &p.0).ok_or_else(|| {
         RaskError::msg(format!(
-            "expected a polars DataFrame partition, found {}",
+            "expected a DataFrame partition, found {}",
             v.type_name()
         ))
     })

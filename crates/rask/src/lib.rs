@@ -101,10 +101,34 @@ pub mod array {
 }
 pub use rask_scheduler as scheduler;
 
+/// Partitioned DataFrames: [`rask_dataframe`] plus [`dataframe::from_delayed`].
+pub mod dataframe {
+    pub use rask_dataframe::*;
+
+    use crate::{Delayed, Result};
+
+    /// A frame from delayed partitions, each a [`Partition`] with the declared `schema`
+    /// (Dask's `dd.from_delayed(parts, meta=...)`). A partition with another schema is an
+    /// error at run time naming it and its task.
+    pub fn from_delayed(
+        parts: &[Delayed<Partition>],
+        schema: polars::prelude::Schema,
+    ) -> Result<DataFrame> {
+        DataFrame::from_delayed_parts(
+            parts
+                .iter()
+                .map(|d| (d.layer().clone(), d.key().clone()))
+                .collect(),
+            schema,
+        )
+    }
+}
+
 /// What most programs need: `use rask::prelude::*;`.
 pub mod prelude {
     pub use crate::array::{Array, ArrayExt};
     pub use crate::compute::{ComputeExt, Persist};
+    pub use crate::dataframe::DataFrame;
     pub use crate::{Config, Data, Delayed, Executor, RaskError, compute, delayed, value};
 }
 

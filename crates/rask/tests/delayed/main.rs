@@ -6,6 +6,7 @@
 
 mod combinators;
 mod compute;
+mod dataframe;
 mod function_form;
 mod large;
 mod macro_form;
