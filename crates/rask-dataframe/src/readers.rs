@@ -314,6 +314,43 @@ impl CsvSource {
     }
 }
 
+impl CsvSource {
+    /// The first `lines` lines of a partition (all of it if shorter), fetched in growing
+    /// steps: `head(n)` reads kilobytes, not the whole byte range.
+    fn part_prefix(&self, part: &CsvPart, lines: usize) -> Result<(u64, bytes::Bytes)> {
+        let file = &self.files[part.file];
+        let begin = if part.start == 0 {
+            0
+        } else {
+            match next_newline(file, part.start - 1)? {
+                Some(p) => p + 1,
+                None => return Ok((file.size, bytes::Bytes::new())),
+            }
+        };
+        let mut len = 64 << 10;
+        loop {
+            let stop = (begin + len).min(file.size);
+            let b = file.get_range(begin..stop)?;
+            let mut seen = 0;
+            for (i, &c) in b.iter().enumerate() {
+                if c == b'\n' {
+                    seen += 1;
+                    // Stop at n lines, or at the first line that starts in the next
+                    // partition.
+                    if seen == lines || begin + i as u64 + 1 >= part.end {
+                        return Ok((begin, b.slice(..i + 1)));
+                    }
+                }
+            }
+            if stop == file.size || stop >= part.end {
+                // Not enough lines in the window: the whole partition is small.
+                return self.part_bytes(part);
+            }
+            len *= 4;
+        }
+    }
+}
+
 impl Source for CsvSource {
     fn name(&self) -> &str {
         "rask.dataframe.read_csv"
@@ -334,15 +371,12 @@ impl Source for CsvSource {
     fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame> {
         let part = &self.parts[i];
         let file = &self.files[part.file];
-        let (begin, bytes) = self.part_bytes(part)?;
+        let (begin, bytes) = match pushdown.limit {
+            Some(n) => self.part_prefix(part, n + 1)?,
+            None => self.part_bytes(part)?,
+        };
         let header = self.options.has_header && begin == 0;
-        if bytes.is_empty()
-            || (header
-                && !bytes.contains(&b'\n')
-                && begin == 0
-                && bytes.len() as u64 == file.size
-                && self.schema.is_empty())
-        {
+        if bytes.is_empty() {
             return Ok(empty_projected(&self.schema, pushdown));
         }
         let columns: Option<Arc<[PlSmallStr]>> = pushdown

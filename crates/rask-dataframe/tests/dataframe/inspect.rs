@@ -38,6 +38,10 @@ fn head_reads_only_what_it_needs() {
     let h = csv.head(5).unwrap();
     assert!(h.explain().contains("limit 5"), "{}", h.explain());
     assert_frames_close(&h.compute().unwrap(), &first_file.head(Some(5)));
+    // Across split partitions: each stops at its own lines, none is read twice.
+    let n = first_file.height() + 7;
+    let h = csv.head_from(n, usize::MAX).unwrap();
+    assert_frames_close(&h.compute().unwrap(), &all.head(Some(n)));
     let pq = read_parquet(
         &format!("{}/*.parquet", dir.path().display()),
         ParquetOptions::default(),
