@@ -7,6 +7,7 @@
 //! `cargo bench -p rask-benches --bench dataframe [-- --json] [-- --case NAME]`.
 
 use rask::Progress;
+use rask::dataframe::polars::prelude::ChunkAgg;
 use rask::dataframe::{CsvOptions, DataFrame, ParquetOptions, read_csv, read_parquet};
 use rask::prelude::{ComputeExt, Config};
 use rask_benches::{emit, json_requested, median_time, peak_rss_bytes, s as js};

@@ -3,6 +3,8 @@
 //! and by the end-to-end tests in `tests/`.
 
 pub mod array_tutorial;
+pub mod dataframe_tutorial;
+pub mod datasets;
 pub mod delayed_tutorial;
 pub mod npy;
 pub mod rng;

@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use rask::prelude::*;
 use rask::{Plan, Progress};
-use rask_examples::array_tutorial;
 use rask_examples::delayed_tutorial as tutorial;
+use rask_examples::{array_tutorial, datasets};
 
 #[derive(Parser)]
 #[command(name = "rask", version, about = "Dask, done natively in Rust")]
@@ -71,12 +71,87 @@ enum Dataset {
         #[arg(long, default_value_t = array_tutorial::FRAME_SHAPE.1)]
         cols: usize,
     },
+    /// nycflights-like flights: one `YYYY.csv` and/or `YYYY.parquet` per year.
+    Flights {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Years, `1990-1999` or one year.
+        #[arg(long, default_value = "1990-1999", value_parser = parse_years)]
+        years: std::ops::RangeInclusive<i64>,
+        #[arg(long, default_value_t = 2_000_000)]
+        rows_per_year: usize,
+        #[arg(long, value_enum, default_value_t = FormatArg::Both)]
+        format: FormatArg,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// nyc-taxi-like trips: `yellow-part-NNN.parquet`.
+    Taxi {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 8)]
+        files: usize,
+        #[arg(long, default_value_t = 500_000)]
+        rows_per_file: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Daily stock prices: one `SYMBOL.jsonl` per symbol.
+    Stocks {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 10)]
+        symbols: usize,
+        #[arg(long, default_value_t = 1000)]
+        days: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Parquet,
+    Both,
+}
+
+/// `1990-1999` or `1995`.
+fn parse_years(s: &str) -> Result<std::ops::RangeInclusive<i64>, String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: i64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad year `{a}` in `{s}`"))?;
+    let b: i64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad year `{b}` in `{s}`"))?;
+    if a > b {
+        return Err(format!("empty year range `{s}`"));
+    }
+    Ok(a..=b)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum ExecutorArg {
     Sync,
     Threads,
+}
+
+fn report_written(paths: &[std::path::PathBuf], dir: &std::path::Path, t: Instant) {
+    let bytes: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "wrote {} files ({:.1} MB) to {} in {:.2} s",
+        paths.len(),
+        bytes as f64 / 1e6,
+        dir.display(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn main() -> anyhow::Result<()> {
@@ -110,6 +185,60 @@ fn main() -> anyhow::Result<()> {
                 (Duration::from_millis(pause_ms), tasks)
             };
             demo(executor, pause, tasks, svg, quick)
+        }
+        Command::Datasets {
+            dataset:
+                Dataset::Flights {
+                    dir,
+                    years,
+                    rows_per_year,
+                    format,
+                    seed,
+                },
+        } => {
+            let t = Instant::now();
+            let opts = datasets::FlightsOptions {
+                years,
+                rows_per_year,
+                seed,
+                format: match format {
+                    FormatArg::Csv => datasets::Format::Csv,
+                    FormatArg::Parquet => datasets::Format::Parquet,
+                    FormatArg::Both => datasets::Format::Both,
+                },
+                ..Default::default()
+            };
+            let paths = datasets::write_flights(&dir, &opts)?;
+            report_written(&paths, &dir, t);
+            Ok(())
+        }
+        Command::Datasets {
+            dataset:
+                Dataset::Taxi {
+                    dir,
+                    files,
+                    rows_per_file,
+                    seed,
+                },
+        } => {
+            let t = Instant::now();
+            let paths = datasets::write_taxi(&dir, files, rows_per_file, seed)?;
+            report_written(&paths, &dir, t);
+            Ok(())
+        }
+        Command::Datasets {
+            dataset:
+                Dataset::Stocks {
+                    dir,
+                    symbols,
+                    days,
+                    seed,
+                },
+        } => {
+            let t = Instant::now();
+            let paths = datasets::write_stocks(&dir, symbols, days, seed)?;
+            report_written(&paths, &dir, t);
+            Ok(())
         }
         Command::Datasets {
             dataset:
