@@ -5,7 +5,8 @@
 # usage: benches/compare.sh [SUITE] [--rask-only | --peers-only]
 #        benches/compare.sh --report FILE.jsonl [--markdown]
 #
-# Suites: delayed (default), array.
+# Suites: delayed (default), array, dataframe (DF_BENCH_ROWS rows per year, default 2000000;
+# DF_BENCH_DATA to use another folder of flights files).
 #
 # Environment:
 #   RASK_BENCH_N        N values for the rask bench (default 100000,1000000);
@@ -126,11 +127,39 @@ suite_array() {
     fi
 }
 
+# The flights data of the dataframe suite: 10 yearly files, DF_BENCH_ROWS rows per year
+# (default 2M, so 20M rows, ~1 GB of CSV), as CSV and Parquet, written once by the rask CLI.
+ensure_flights() {
+    local rows="${DF_BENCH_ROWS:-2000000}" dir="${DF_BENCH_DATA:-$BENCHES/data/flights}"
+    if [ "$(cat "$dir/.rows" 2>/dev/null || true)" != "$rows" ]; then
+        log "writing the flights data ($rows rows per year) into ${dir#"$ROOT"/}"
+        rm -rf "$dir"
+        # The bench profile: the same compiled polars as `cargo bench`, built once.
+        (cd "$ROOT" && cargo run -q --profile bench -p rask-cli -- datasets flights \
+            --dir "$dir" --rows-per-year "$rows" --format both)
+        echo "$rows" >"$dir/.rows"
+    fi
+    DF_DIR="$dir"
+}
+
+suite_dataframe() {
+    ensure_flights
+    if [ "$DO_RASK" = 1 ]; then
+        run_rask dataframe DF_BENCH_DATA="$DF_DIR" DF_BENCH_REPEATS="${DF_BENCH_REPEATS:-3}"
+    fi
+    if [ "$DO_PEERS" = 1 ]; then
+        local r="${DF_BENCH_REPEATS:-3}"
+        run_peer dask dataframe_peers.py --data "$DF_DIR" --impl dask --repeats "$r"
+        run_peer polars dataframe_peers.py --data "$DF_DIR" --impl polars,polars_streaming --repeats "$r"
+        run_peer duckdb dataframe_peers.py --data "$DF_DIR" --impl duckdb --repeats "$r"
+    fi
+}
+
 case "$SUITE" in
     delayed) ;;
     array) ;;
-    # dataframe) ;;
-    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array)" >&2; exit 2 ;;
+    dataframe) ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe)" >&2; exit 2 ;;
 esac
 
 ensure_venv
