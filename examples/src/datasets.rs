@@ -108,7 +108,7 @@ pub fn flights_year(year: i64, rows: usize, seed: u64) -> anyhow::Result<DataFra
             d = (d + 1) % AIRPORTS.len();
         }
         let crs = 600 + (r.next_u64() % 1600) as i64;
-        let cancelled = r.next_u64() % 50 == 0;
+        let cancelled = r.next_u64().is_multiple_of(50);
         let delay = (AIRPORTS[o].1 + 22.0 * normal(&mut r)).round().max(-30.0);
         let arr_delay = (delay + 8.0 * normal(&mut r)).round();
         let dep_time = (crs + delay as i64).rem_euclid(2400);
