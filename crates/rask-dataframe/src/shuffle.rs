@@ -245,9 +245,11 @@ impl DataFrame {
     }
 
     /// [`DataFrame::sort`] and its *divisions*, computed by the same tasks: a frame of the
-    /// `by` columns with `npartitions + 1` rows, the minimum, then the first key of each
-    /// output partition after the first (rows equal to it sort into that partition or
-    /// later), then the maximum, as in Dask. Empty when the frame has no rows.
+    /// `by` columns with `npartitions + 1` rows, as in Dask: the first key in the sort order,
+    /// then the boundary that starts each output partition after the first (rows equal to a
+    /// boundary sort into the partition it starts, or a later one when boundaries repeat),
+    /// then the last key. Keys that are null sort last, so the last division may be null.
+    /// Empty when the frame has no rows.
     pub fn sort_with_divisions(
         &self,
         by: &[&str],
