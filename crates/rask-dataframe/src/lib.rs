@@ -8,6 +8,10 @@
 //!   row limit) worked out from the query.
 //! - Per-partition operations (`select`, `filter`, `with_columns`, `cast`, ...) are
 //!   [`Step`]s fused into the task that reads the partition; `explain()` shows the result.
+//! - Operations across partitions that move rows ([`DataFrame::repartition`],
+//!   [`DataFrame::shuffle`], [`DataFrame::drop_duplicates`], [`DataFrame::join`],
+//!   [`DataFrame::sort`], [`DataFrame::set_index`]) are lazy stages of tasks too: broadcast or
+//!   hash joins, and a sample-then-range-split sort (see the `shuffle` module).
 //! - [`GroupBy`] lowers `groupby(keys).agg(...)` to a tree reduction: a partial aggregate per
 //!   partition (fused into the read), combines of `split_every` partials, and a finalize.
 //!
@@ -30,6 +34,7 @@ mod frame;
 mod groupby;
 mod ops;
 mod readers;
+mod shuffle;
 mod source;
 mod stats;
 mod step;

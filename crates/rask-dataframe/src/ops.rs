@@ -24,6 +24,17 @@ pub struct Scalar<T> {
     _type: PhantomData<fn() -> T>,
 }
 
+impl<T> Scalar<T> {
+    /// The value of task `key`, which `layer` (or a layer below it) produces.
+    pub(crate) fn new(key: Key, layer: Arc<Layer>) -> Self {
+        Scalar {
+            key,
+            layer,
+            _type: PhantomData,
+        }
+    }
+}
+
 impl<T> Clone for Scalar<T> {
     fn clone(&self) -> Self {
         Scalar {

@@ -6,4 +6,5 @@ mod groupby;
 mod inspect;
 mod object_store;
 mod readers;
+mod shuffle;
 mod transforms;
