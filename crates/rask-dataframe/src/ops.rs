@@ -55,6 +55,13 @@ impl<T: Clone + Send + Sync + 'static> Collection for Scalar<T> {
     }
     fn finalize(&self, values: Vec<Value>) -> Result<T> {
         let v = values.into_iter().next().expect("one value");
+        // A frame-valued scalar is stored as a `Partition`.
+        if let Some(p) = v.downcast_ref::<crate::Partition>() {
+            let any: &dyn std::any::Any = &p.0;
+            if let Some(t) = any.downcast_ref::<T>() {
+                return Ok(t.clone());
+            }
+        }
         v.downcast_ref::<T>().cloned().ok_or_else(|| {
             RaskError::msg(format!(
                 "{}: unexpected value type {}",
