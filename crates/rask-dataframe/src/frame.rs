@@ -247,6 +247,15 @@ impl DataFrame {
             .collect()
     }
 
+    /// The source this frame reads, when it reads one directly.
+    #[cfg(test)]
+    pub(crate) fn source(&self) -> Option<Arc<dyn Source>> {
+        match &self.inner.input {
+            Input::Source(s) => Some(s.clone()),
+            Input::Tasks(_) => None,
+        }
+    }
+
     /// Number of partitions (after statistics pruned the ones that cannot match).
     pub fn npartitions(&self) -> usize {
         self.lowered().npartitions
@@ -527,6 +536,18 @@ impl Op for ReadPartition {
         self.source.name()
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        if let [
+            Step::GroupAgg {
+                fused: Some(agg), ..
+            },
+        ] = &*self.steps
+        {
+            if self.pushdown.limit.is_none() && self.pushdown.filters.is_empty() {
+                if let Some(df) = self.source.read_aggregated(self.index, agg)? {
+                    return Ok(frame_value(df));
+                }
+            }
+        }
         let df = self.source.read(self.index, &self.pushdown)?;
         let df = step::run_steps(df, &self.steps).map_err(polars_err("steps"))?;
         Ok(frame_value(df))

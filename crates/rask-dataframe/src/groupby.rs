@@ -19,6 +19,7 @@ use rask_error::{RaskError, Result};
 use rask_graph::{Cost, Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value};
 
 use crate::frame::{DataFrame, Lowered, concat_frames};
+use crate::fused::FusedAgg;
 use crate::step::Step;
 use crate::{frame_value, get_frame, polars_err};
 
@@ -291,10 +292,10 @@ impl GroupBy {
         self.agg([Agg::size()])
     }
 
-    /// One row per group: the key columns, then one column per aggregation.
-    pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> Result<DataFrame> {
-        let aggs: Vec<Agg> = aggs.into_iter().collect();
-        self.check(&aggs)?;
+    /// The partial step of `agg(aggs)` (with its fused form, when it has one), the combine
+    /// expressions, the finalize expressions, and the output schema.
+    fn partial_step(&self, aggs: &[Agg]) -> Result<(Step, Vec<Expr>, Vec<Expr>, SchemaRef)> {
+        self.check(aggs)?;
         let keys: Vec<Expr> = self.keys.iter().map(|k| col(k.as_str())).collect();
         let (mut partials, mut combines, mut finals) = (Vec::new(), Vec::new(), Vec::new());
         for (i, a) in aggs.iter().enumerate() {
@@ -312,12 +313,32 @@ impl GroupBy {
             .agg(oracle_exprs)
             .collect_schema()
             .map_err(|e| RaskError::invalid_argument("aggs", e))?;
+        // A reader that can compute the partials while reading gets them in a form it
+        // understands (see `crate::fused`).
+        let partial_schema = crate::step::output_schema(
+            self.frame.schema(),
+            &[Step::GroupAgg {
+                keys: keys.clone(),
+                aggs: partials.clone(),
+                fused: None,
+            }],
+        )?;
+        let fused = FusedAgg::plan(self.frame.schema(), &self.keys, aggs, partial_schema);
+        let step = Step::GroupAgg {
+            keys,
+            aggs: partials,
+            fused: fused.map(Arc::new),
+        };
+        Ok((step, combines, finals, out_schema))
+    }
 
+    /// One row per group: the key columns, then one column per aggregation.
+    pub fn agg(&self, aggs: impl IntoIterator<Item = Agg>) -> Result<DataFrame> {
+        let aggs: Vec<Agg> = aggs.into_iter().collect();
+        let (step, combines, finals, out_schema) = self.partial_step(&aggs)?;
+        let keys: Vec<Expr> = self.keys.iter().map(|k| col(k.as_str())).collect();
         // Partials run as a step fused into each partition's task.
-        let partial_frame = self.frame.with_partial(GroupAggStep {
-            keys: keys.clone(),
-            aggs: partials.clone(),
-        })?;
+        let partial_frame = self.frame.with_step(step)?;
         let desc = format!(
             "GROUPBY {:?} AGG [{}] (tree: split_every {}, split_out {})",
             self.keys,
@@ -456,21 +477,6 @@ fn finals_for(keys: &[Expr], aggs: &[Agg], finals: &[Expr]) -> Finals {
 struct Finals {
     agg_finals: Vec<Expr>,
     select: Vec<Expr>,
-}
-
-/// The partial aggregation, as a per-partition step.
-pub(crate) struct GroupAggStep {
-    pub(crate) keys: Vec<Expr>,
-    pub(crate) aggs: Vec<Expr>,
-}
-
-impl DataFrame {
-    pub(crate) fn with_partial(&self, g: GroupAggStep) -> Result<DataFrame> {
-        self.with_step(Step::GroupAgg {
-            keys: g.keys,
-            aggs: g.aggs,
-        })
-    }
 }
 
 /// The ops of a tree reduction over partials.
@@ -685,5 +691,202 @@ impl Op for Piece {
     }
     fn cost(&self) -> Cost {
         Cost::Cheap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fused kernels against the general path (polars' `group_by` over the partition read
+    //! by the same source), partition by partition; the integration tests compare whole
+    //! groupbys with eager polars.
+    use polars::prelude::{DataFrame as PlFrame, *};
+
+    use super::*;
+    use crate::source::Pushdown;
+    use crate::step::run_steps;
+    use crate::{CsvOptions, ParquetOptions, read_csv, read_parquet};
+
+    fn sample(n: usize) -> PlFrame {
+        let origins = ["SFO", "LAX", "JFK", "ORD", "ATL", "SEA", "BOS"];
+        let origin: Vec<Option<&str>> = (0..n)
+            .map(|i| (i % 29 != 3).then_some(origins[(i * 7 + i / 5) % origins.len()]))
+            .collect();
+        let delay: Vec<Option<f64>> = (0..n)
+            .map(|i| (i % 11 != 0).then_some((i % 97) as f64 * 1.25 - 20.0))
+            .collect();
+        let distance: Vec<Option<i64>> = (0..n)
+            .map(|i| (i % 13 != 5).then_some((i * 37 % 3000) as i64 - 100))
+            .collect();
+        let year: Vec<i32> = (0..n).map(|i| 1990 + (i % 4) as i32).collect();
+        let id: Vec<String> = (0..n).map(|i| format!("id{}", i % (n / 2))).collect();
+        df!(
+            "Year" => year,
+            "Origin" => origin,
+            "Id" => id,
+            "DepDelay" => delay,
+            "Distance" => distance,
+        )
+        .unwrap()
+    }
+
+    fn aggs() -> Vec<Agg> {
+        vec![
+            Agg::mean("DepDelay"),
+            Agg::sum("DepDelay").alias("s"),
+            Agg::count("DepDelay").alias("c"),
+            Agg::size(),
+            Agg::min("Distance").alias("lo"),
+            Agg::max("Distance").alias("hi"),
+            Agg::sum("Distance").alias("ds"),
+            Agg::mean("Distance").alias("dm"),
+            Agg::count("Year").alias("yc"),
+        ]
+    }
+
+    fn assert_same(got: &PlFrame, want: &PlFrame, key: &str) {
+        let sort = |df: &PlFrame| {
+            df.sort([key], SortMultipleOptions::default().with_nulls_last(true))
+                .unwrap()
+        };
+        let (got, want) = (sort(got), sort(want));
+        assert_eq!(got.schema(), want.schema());
+        assert_eq!(got.height(), want.height(), "got {got}\nwant {want}");
+        for (g, w) in got.columns().iter().zip(want.columns()) {
+            if g.dtype().is_float() {
+                for (a, b) in g.f64().unwrap().iter().zip(w.f64().unwrap().iter()) {
+                    match (a, b) {
+                        (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0)),
+                        (a, b) => assert_eq!(a, b),
+                    }
+                }
+            } else {
+                assert!(
+                    g.as_materialized_series()
+                        .equals_missing(w.as_materialized_series()),
+                    "column {} differs\ngot {got}\nwant {want}",
+                    g.name()
+                );
+            }
+        }
+    }
+
+    /// Every partition's kernel output equals polars' partial; `None` from a kernel fails.
+    fn check_kernel(frame: &DataFrame, key: &str) {
+        let (step, ..) = frame.groupby([key]).partial_step(&aggs()).unwrap();
+        let Step::GroupAgg {
+            fused: Some(agg), ..
+        } = &step
+        else {
+            panic!("no fused form for {key}");
+        };
+        let source = frame.source().unwrap();
+        assert!(source.npartitions() > 1);
+        for i in 0..source.npartitions() {
+            let got = source
+                .read_aggregated(i, agg)
+                .unwrap()
+                .unwrap_or_else(|| panic!("the kernel declined partition {i}"));
+            let read = source.read(i, &Pushdown::default()).unwrap();
+            let want = run_steps(read, std::slice::from_ref(&step)).unwrap();
+            assert_same(&got, &want, key);
+        }
+    }
+
+    fn write_parquet(df: &PlFrame, path: &std::path::Path) {
+        let mut df = df.clone();
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .with_row_group_size(Some(400))
+            .finish(&mut df)
+            .unwrap();
+    }
+
+    #[test]
+    fn parquet_kernel_matches_polars_partials_for_dictionary_int_and_plain_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = sample(3000);
+        write_parquet(&df.slice(0, 1700), &dir.path().join("a.parquet"));
+        write_parquet(&df.slice(1700, 1300), &dir.path().join("b.parquet"));
+        let pattern = format!("{}/*.parquet", dir.path().display());
+        for per in [None, Some(1), Some(3)] {
+            let mut options = ParquetOptions::default();
+            options.row_groups_per_partition = per;
+            let frame = read_parquet(&pattern, options).unwrap();
+            // Origin is dictionary-encoded (7 values), Id is not (1500 values), Year is an
+            // integer key.
+            for key in ["Origin", "Year", "Id"] {
+                check_kernel(&frame, key);
+            }
+        }
+    }
+
+    fn write_csv(df: &PlFrame, path: &std::path::Path) {
+        let mut df = df.clone();
+        CsvWriter::new(std::fs::File::create(path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+    }
+
+    #[test]
+    fn csv_kernel_matches_polars_partials_across_byte_ranges() {
+        let dir = tempfile::tempdir().unwrap();
+        let df = sample(3000);
+        write_csv(&df.slice(0, 2000), &dir.path().join("a.csv"));
+        write_csv(&df.slice(2000, 1000), &dir.path().join("b.csv"));
+        let pattern = format!("{}/*.csv", dir.path().display());
+        for blocksize in [1500, 20_000, 1 << 20] {
+            let frame =
+                read_csv(&pattern, CsvOptions::default().with_blocksize(blocksize)).unwrap();
+            for key in ["Origin", "Year", "Id"] {
+                check_kernel(&frame, key);
+            }
+        }
+        // CRLF line endings and a custom null marker.
+        let text = std::fs::read_to_string(dir.path().join("b.csv")).unwrap();
+        let crlf = text.replace(",,", ",NA,").replace('\n', "\r\n");
+        let crlf_dir = tempfile::tempdir().unwrap();
+        std::fs::write(crlf_dir.path().join("c.csv"), crlf).unwrap();
+        let frame = read_csv(
+            &format!("{}/c.csv", crlf_dir.path().display()),
+            CsvOptions::default()
+                .with_blocksize(4000)
+                .with_null_values(&["NA"]),
+        )
+        .unwrap();
+        check_kernel(&frame, "Origin");
+    }
+
+    #[test]
+    fn csv_kernel_declines_quotes_and_bad_values_so_the_reader_decides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        let agg_of = |frame: &DataFrame| {
+            let (step, ..) = frame
+                .groupby(["Origin"])
+                .partial_step(&[Agg::mean("DepDelay")])
+                .unwrap();
+            match step {
+                Step::GroupAgg { fused: Some(a), .. } => a,
+                _ => panic!("no fused form"),
+            }
+        };
+        for (text, why) in [
+            ("Origin,DepDelay\n\"SFO\",1.5\nLAX,2\n", "quotes"),
+            ("Origin,DepDelay\nSFO,1.5\nLAX,abc\n", "a bad value"),
+            ("Origin,DepDelay\nSFO,1.5\nLAX,2,3\n", "a ragged row"),
+            ("Origin,DepDelay\nSFO,1.5\n\nLAX,2\n", "an empty line"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let frame = read_csv(
+                path.to_str().unwrap(),
+                CsvOptions::default().with_dtypes(&[("DepDelay", DataType::Float64)]),
+            )
+            .unwrap();
+            let agg = agg_of(&frame);
+            let source = frame.source().unwrap();
+            assert!(
+                source.read_aggregated(0, &agg).unwrap().is_none(),
+                "kernel should decline {why}"
+            );
+        }
     }
 }

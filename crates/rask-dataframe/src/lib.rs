@@ -31,6 +31,7 @@
 //! ```
 
 mod frame;
+pub mod fused;
 mod groupby;
 mod ops;
 mod readers;

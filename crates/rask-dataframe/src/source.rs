@@ -5,10 +5,13 @@
 //! the query needs, the filters it may test against statistics, and a row limit.
 
 use std::fmt;
+use std::sync::Arc;
 
 use polars::prelude::{DataFrame as PlFrame, Expr, SchemaRef};
 use rask_error::Result;
 use rask_graph::Tokenizer;
+
+use crate::fused::FusedAgg;
 
 /// What a query asks of a reader.
 #[derive(Clone, Debug, Default)]
@@ -54,6 +57,13 @@ pub trait Source: Send + Sync + 'static {
     /// Rows in partition `i`, when known without reading it (Parquet footers).
     fn num_rows(&self, _i: usize) -> Option<u64> {
         None
+    }
+    /// Reads partition `i` and computes a groupby's partial over it in one pass, when the
+    /// source has a faster way than reading then grouping (see [`crate::fused`]). `None`:
+    /// take the general path (which also reports any error in the data).
+    #[doc(hidden)]
+    fn read_aggregated(&self, _i: usize, _agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
+        Ok(None)
     }
     /// One line per partition group for `explain()`.
     fn describe(&self) -> String;

@@ -36,6 +36,8 @@ pub enum Step {
     GroupAgg {
         keys: Vec<Expr>,
         aggs: Vec<Expr>,
+        /// The same partial in a form a reader can compute while reading, when it has one.
+        fused: Option<Arc<crate::fused::FusedAgg>>,
     },
     /// Only the first `n` rows of the partition.
     Head(usize),
@@ -63,7 +65,7 @@ impl fmt::Debug for Step {
             Step::FillNull(e) => write!(f, "FILL_NULL {e}"),
             Step::DropNulls(s) => write!(f, "DROP_NULLS {s:?}"),
             Step::Head(n) => write!(f, "HEAD {n}"),
-            Step::GroupAgg { keys, aggs } => {
+            Step::GroupAgg { keys, aggs, .. } => {
                 write!(
                     f,
                     "GROUPBY_PARTIAL {} AGG {}",
@@ -109,7 +111,7 @@ impl Step {
                     strict: true,
                 }
             })),
-            Step::GroupAgg { keys, aggs } => lf.group_by(keys.clone()).agg(aggs.clone()),
+            Step::GroupAgg { keys, aggs, .. } => lf.group_by(keys.clone()).agg(aggs.clone()),
             Step::Head(n) => lf.limit(*n as u32 as polars::prelude::IdxSize),
             // Closures break the lazy chain: see `run_steps`.
             Step::Map { .. } => lf,

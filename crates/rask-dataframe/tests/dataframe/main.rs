@@ -2,6 +2,7 @@
 //! data, under several partitionings. One test binary (polars makes each link large).
 
 mod common;
+mod fused;
 mod groupby;
 mod inspect;
 mod object_store;

@@ -15,8 +15,12 @@ use rask_graph::Tokenizer;
 use rask_io::{IoStore, StoreOptions};
 
 use crate::DataFrame;
+use crate::fused::FusedAgg;
 use crate::source::{Pushdown, Source};
 use crate::stats::{self, RowGroupStats};
+
+mod fused_csv;
+mod fused_parquet;
 
 /// One input file: its URL, store handle and size.
 #[derive(Clone)]
@@ -406,6 +410,10 @@ impl Source for CsvSource {
             }
         }
     }
+    fn read_aggregated(&self, i: usize, agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
+        // Declined or failed: the general path gives the answer or the error with context.
+        Ok(self.aggregate_partition(i, agg).ok().flatten())
+    }
     fn projected_nbytes(&self, i: usize, columns: Option<&[String]>) -> Option<u64> {
         let part = &self.parts[i];
         let bytes = part.end - part.start;
@@ -507,6 +515,8 @@ impl ParquetOptions {
 struct ParquetFile {
     file: FileRef,
     metadata: Arc<polars::io::parquet::metadata::FileMetadata>,
+    /// The file's Arrow schema, as the column decoders want it.
+    arrow_schema: polars_arrow::datatypes::ArrowSchema,
     /// Min/max per row group of the columns with usable statistics.
     stats: Vec<RowGroupStats>,
 }
@@ -558,6 +568,7 @@ pub fn read_parquet(pattern: &str, options: ParquetOptions) -> Result<DataFrame>
         pfiles.push(ParquetFile {
             file,
             metadata: Arc::new(metadata),
+            arrow_schema,
             stats,
         });
     }
@@ -725,6 +736,11 @@ impl Source for ParquetSource {
             (offset, len),
             f,
         )
+    }
+    fn read_aggregated(&self, i: usize, agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
+        // Anything unexpected (a nested column, a page the decoders refuse) means the general
+        // path, which reports real errors with their context.
+        Ok(self.aggregate_partition(i, agg).ok().flatten())
     }
     fn projected_nbytes(&self, i: usize, columns: Option<&[String]>) -> Option<u64> {
         let p = &self.parts[i];
