@@ -69,6 +69,7 @@ fn run(case: &str, json: bool) -> anyhow::Result<()> {
         .compute()?;
     let mut config = config();
     let mut variant = "threads".to_string();
+    let mut budget_note = String::new();
     if case == "parquet_budget" {
         // A quarter of the Parquet data's in-memory size for the two columns read.
         let budget: u64 = arg_value("--budget-mb")
@@ -77,10 +78,19 @@ fn run(case: &str, json: bool) -> anyhow::Result<()> {
             << 20;
         config = config.with_memory_limit(Some(budget));
         variant = format!("budget_{}MB", budget >> 20);
+        budget_note = format!("; budget {} MB", budget >> 20);
     }
     let (t, result) = median_time(repeats(), || groupby_mean(&frame, &config));
     let (check, groups) = result?;
     let rss = peak_rss_bytes().unwrap_or(0);
+    if !budget_note.is_empty() {
+        let within = if rss <= config.memory_limit.unwrap_or(u64::MAX) {
+            "process peak RSS within it"
+        } else {
+            "process peak RSS ABOVE it"
+        };
+        budget_note.push_str(&format!(", {within}"));
+    }
     emit(
         json,
         &[
@@ -92,7 +102,7 @@ fn run(case: &str, json: bool) -> anyhow::Result<()> {
             ("peak_rss_mb", (rss >> 20).to_string()),
         ],
         &format!(
-            "{bench} [{variant}] over {rows} rows: {:.3} s ({groups} groups, check {check}, peak RSS {} MB)",
+            "{bench} [{variant}] over {rows} rows: {:.3} s ({groups} groups, check {check}, peak RSS {} MB{budget_note})",
             t.as_secs_f64(),
             rss >> 20
         ),

@@ -508,8 +508,17 @@ fn lower_source(source: &Arc<dyn Source>, input_schema: &SchemaRef, steps: Arc<[
     line.push_str(&format!("; {} of {total} partitions", kept.len()));
     let mut plan = vec![line];
     if !steps.is_empty() {
+        // The reader may compute a lone partial itself (see `crate::fused`).
+        let kernel = matches!(&*steps, [Step::GroupAgg { fused: Some(_), .. }])
+            && pushdown.filters.is_empty()
+            && pushdown.limit.is_none();
         plan.push(format!(
-            "STEPS (fused into the reading task) {}",
+            "STEPS (fused into the reading task{}) {}",
+            if kernel {
+                "; the reader aggregates while reading when it can"
+            } else {
+                ""
+            },
             steps_str(&steps)
         ));
     }

@@ -94,6 +94,10 @@ impl FusedAgg {
         }
         let mut cols = Vec::new();
         for (i, a) in aggs.iter().enumerate() {
+            if a.kind != AggKind::Size && &a.column == key {
+                // An aggregation of the key itself: the general path.
+                return None;
+            }
             let p = |part: &str| format!("__rask{i}_{part}");
             let dtype = input.get(a.column.as_str());
             let column = Some(a.column.clone());

@@ -699,9 +699,10 @@ mod tests {
     //! The fused kernels against the general path (polars' `group_by` over the partition read
     //! by the same source), partition by partition; the integration tests compare whole
     //! groupbys with eager polars.
-    use polars::prelude::{DataFrame as PlFrame, *};
+    use polars::prelude::{CsvWriter, DataType, ParquetWriter, SerWriter, SortMultipleOptions, df};
 
     use super::*;
+    use crate::DataFrame;
     use crate::source::Pushdown;
     use crate::step::run_steps;
     use crate::{CsvOptions, ParquetOptions, read_csv, read_parquet};
@@ -739,7 +740,6 @@ mod tests {
             Agg::max("Distance").alias("hi"),
             Agg::sum("Distance").alias("ds"),
             Agg::mean("Distance").alias("dm"),
-            Agg::count("Year").alias("yc"),
         ]
     }
 
@@ -856,6 +856,16 @@ mod tests {
     }
 
     #[test]
+    fn an_aggregation_of_the_key_itself_takes_the_general_path() {
+        let frame = DataFrame::from_polars(sample(100));
+        let (step, ..) = frame
+            .groupby(["Year"])
+            .partial_step(&[Agg::count("Year").alias("n"), Agg::mean("DepDelay")])
+            .unwrap();
+        assert!(matches!(step, Step::GroupAgg { fused: None, .. }));
+    }
+
+    #[test]
     fn csv_kernel_declines_quotes_and_bad_values_so_the_reader_decides() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.csv");
@@ -876,11 +886,13 @@ mod tests {
             ("Origin,DepDelay\nSFO,1.5\n\nLAX,2\n", "an empty line"),
         ] {
             std::fs::write(&path, text).unwrap();
-            let frame = read_csv(
-                path.to_str().unwrap(),
-                CsvOptions::default().with_dtypes(&[("DepDelay", DataType::Float64)]),
-            )
-            .unwrap();
+            // A given schema: no inference, so the bad rows reach the partition read.
+            let mut options = CsvOptions::default();
+            options.schema = Some(Schema::from_iter([
+                ("Origin".into(), DataType::String),
+                ("DepDelay".into(), DataType::Float64),
+            ]));
+            let frame = read_csv(path.to_str().unwrap(), options).unwrap();
             let agg = agg_of(&frame);
             let source = frame.source().unwrap();
             assert!(

@@ -137,6 +137,18 @@ fn parquet_and_csv_in_a_bucket_read_like_local_files() {
         &["Origin"],
     );
     assert_frames_close(&got, &want);
+    // The same groupby aggregated while reading Parquet column chunks over ranged GETs.
+    let got = sorted(
+        &frame
+            .groupby(["Origin"])
+            .col("DepDelay")
+            .mean()
+            .unwrap()
+            .compute()
+            .unwrap(),
+        &["Origin"],
+    );
+    assert_frames_close(&got, &want);
     // Writing back into the bucket.
     let files = csv
         .to_parquet(&format!("s3://{BUCKET}/out"), opts())
