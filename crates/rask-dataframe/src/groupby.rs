@@ -808,8 +808,10 @@ mod tests {
         write_parquet(&df.slice(1700, 1300), &dir.path().join("b.parquet"));
         let pattern = format!("{}/*.parquet", dir.path().display());
         for per in [None, Some(1), Some(3)] {
-            let mut options = ParquetOptions::default();
-            options.row_groups_per_partition = per;
+            let options = ParquetOptions {
+                row_groups_per_partition: per,
+                ..Default::default()
+            };
             let frame = read_parquet(&pattern, options).unwrap();
             // Origin is dictionary-encoded (7 values), Id is not (1500 values), Year is an
             // integer key.
@@ -887,11 +889,13 @@ mod tests {
         ] {
             std::fs::write(&path, text).unwrap();
             // A given schema: no inference, so the bad rows reach the partition read.
-            let mut options = CsvOptions::default();
-            options.schema = Some(Schema::from_iter([
-                ("Origin".into(), DataType::String),
-                ("DepDelay".into(), DataType::Float64),
-            ]));
+            let options = CsvOptions {
+                schema: Some(Schema::from_iter([
+                    ("Origin".into(), DataType::String),
+                    ("DepDelay".into(), DataType::Float64),
+                ])),
+                ..Default::default()
+            };
             let frame = read_csv(path.to_str().unwrap(), options).unwrap();
             let agg = agg_of(&frame);
             let source = frame.source().unwrap();

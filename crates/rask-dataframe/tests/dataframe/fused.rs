@@ -77,8 +77,10 @@ fn fused_parquet_groupby_matches_eager_polars() {
     for key in ["Origin", "Year"] {
         let want = oracle(&all, key);
         for per in [None, Some(1), Some(3)] {
-            let mut options = ParquetOptions::default();
-            options.row_groups_per_partition = per;
+            let options = ParquetOptions {
+                row_groups_per_partition: per,
+                ..Default::default()
+            };
             let frame =
                 read_parquet(&format!("{}/*.parquet", dir.path().display()), options).unwrap();
             let got = frame.groupby([key]).agg(aggs()).unwrap().compute().unwrap();
