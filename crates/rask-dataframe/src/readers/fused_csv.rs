@@ -10,7 +10,7 @@ use polars::prelude::{
 };
 use rask_error::{RaskError, Result};
 
-use super::{CsvOptions, CsvSource, next_newline};
+use super::{CsvOptions, CsvSource};
 use crate::fused::{Accumulator, FusedAgg, Prepared, Values};
 
 /// Bytes read per block.
@@ -30,22 +30,7 @@ impl CsvSource {
     ) -> Result<Option<PlFrame>> {
         let part = &self.parts[i];
         let file = &self.files[part.file];
-        let begin = if part.start == 0 {
-            0
-        } else {
-            match next_newline(file, part.start - 1)? {
-                Some(p) => p + 1,
-                None => file.size,
-            }
-        };
-        let stop = if part.end >= file.size {
-            file.size
-        } else {
-            match next_newline(file, part.end - 1)? {
-                Some(p) => p + 1,
-                None => file.size,
-            }
-        };
+        let (begin, stop) = self.line_range(part)?;
         let Some(mut kernel) = CsvKernel::new(&self.schema, &self.options, agg) else {
             return Ok(None);
         };

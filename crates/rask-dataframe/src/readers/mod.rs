@@ -292,8 +292,8 @@ fn next_newline(file: &FileRef, from: u64) -> Result<Option<u64>> {
 }
 
 impl CsvSource {
-    /// The bytes of the lines starting in `[start, end)`.
-    fn part_bytes(&self, part: &CsvPart) -> Result<(u64, bytes::Bytes)> {
+    /// The byte range `[begin, stop)` of the lines starting in `[start, end)`.
+    fn line_range(&self, part: &CsvPart) -> Result<(u64, u64)> {
         let file = &self.files[part.file];
         let begin = if part.start == 0 {
             0
@@ -311,10 +311,16 @@ impl CsvSource {
                 None => file.size,
             }
         };
+        Ok((begin, stop))
+    }
+
+    /// The bytes of the lines starting in `[start, end)`.
+    fn part_bytes(&self, part: &CsvPart) -> Result<(u64, bytes::Bytes)> {
+        let (begin, stop) = self.line_range(part)?;
         if begin >= stop {
             return Ok((begin, bytes::Bytes::new()));
         }
-        Ok((begin, file.get_range(begin..stop)?))
+        Ok((begin, self.files[part.file].get_range(begin..stop)?))
     }
 }
 
