@@ -773,3 +773,33 @@ impl Prepared {
 pub(crate) fn internal(what: &str) -> rask_error::RaskError {
     rask_error::RaskError::msg(format!("fused groupby: {what}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_tell_short_and_long_string_keys_apart() {
+        let mut groups = Groups::default();
+        let keys: [&[u8]; 7] = [
+            b"",
+            b"A",
+            b"A\0",
+            b"ABCDEFG",
+            b"ABCDEFGH",
+            b"ABCDEFGHI",
+            b"\0",
+        ];
+        let ids: Vec<u32> = keys.iter().map(|k| groups.of_str(k)).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4, 5, 6]);
+        // The same bytes find the same group, through either table.
+        for (k, id) in keys.iter().zip(&ids) {
+            assert!(groups.has_str(k));
+            assert_eq!(groups.of_str(k), *id);
+        }
+        assert!(!groups.has_str(b"B"));
+        assert_eq!(groups.of_null(true), 7);
+        assert_eq!(groups.of_null(true), 7);
+        assert_eq!(groups.len(), 8);
+    }
+}
