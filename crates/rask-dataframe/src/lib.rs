@@ -14,6 +14,8 @@
 //!   hash joins, and a sample-then-range-split sort (see the `shuffle` module).
 //! - [`GroupBy`] lowers `groupby(keys).agg(...)` to a tree reduction: a partial aggregate per
 //!   partition (fused into the read), combines of `split_every` partials, and a finalize.
+//!   For simple single-key groupbys the Parquet and CSV readers compute the partial while
+//!   reading, without building a frame (the [`fused`] module).
 //!
 //! The frame is a [`rask_graph::Collection`], so `rask::compute(&df)` (or `df.compute()`
 //! with `rask::ComputeExt`) runs it and concatenates the partitions into one polars frame.

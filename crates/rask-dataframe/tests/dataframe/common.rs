@@ -109,6 +109,12 @@ pub fn write_parquet(df: &DataFrame, path: &Path, row_group_rows: usize) {
 /// Three yearly files of `flights`, as CSV and Parquet, and the whole frame.
 pub fn flight_files(dir: &Path, rows: usize) -> DataFrame {
     let all = flights(rows, 7);
+    write_yearly_files(&all, dir, 100);
+    all
+}
+
+/// `all` cut by `Year` (1990 to 1992) into `{year}.csv` and `{year}.parquet` in `dir`.
+pub fn write_yearly_files(all: &DataFrame, dir: &Path, row_group_rows: usize) {
     for y in 1990..1993i64 {
         let part = all
             .clone()
@@ -117,7 +123,6 @@ pub fn flight_files(dir: &Path, rows: usize) -> DataFrame {
             .collect()
             .unwrap();
         write_csv(&part, &dir.join(format!("{y}.csv")));
-        write_parquet(&part, &dir.join(format!("{y}.parquet")), 100);
+        write_parquet(&part, &dir.join(format!("{y}.parquet")), row_group_rows);
     }
-    all
 }

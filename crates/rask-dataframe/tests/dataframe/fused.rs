@@ -56,24 +56,11 @@ fn oracle(df: &DataFrame, key: &str) -> DataFrame {
     sorted(&out, &[key])
 }
 
-fn write_years(all: &DataFrame, dir: &std::path::Path) {
-    for y in 1990..1993i64 {
-        let part = all
-            .clone()
-            .lazy()
-            .filter(col("Year").eq(lit(y)))
-            .collect()
-            .unwrap();
-        write_csv(&part, &dir.join(format!("{y}.csv")));
-        write_parquet(&part, &dir.join(format!("{y}.parquet")), 256);
-    }
-}
-
 #[test]
 fn fused_parquet_groupby_matches_eager_polars() {
     let dir = tempfile::tempdir().unwrap();
     let all = flights_with_null_keys(6000);
-    write_years(&all, dir.path());
+    write_yearly_files(&all, dir.path(), 256);
     for key in ["Origin", "Year"] {
         let want = oracle(&all, key);
         for per in [None, Some(1), Some(3)] {
@@ -93,7 +80,7 @@ fn fused_parquet_groupby_matches_eager_polars() {
 fn fused_csv_groupby_matches_eager_polars() {
     let dir = tempfile::tempdir().unwrap();
     let all = flights_with_null_keys(6000);
-    write_years(&all, dir.path());
+    write_yearly_files(&all, dir.path(), 256);
     for key in ["Origin", "Year"] {
         let want = oracle(&all, key);
         for blocksize in [1 << 20, 7000, 999] {
