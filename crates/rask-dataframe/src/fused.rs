@@ -506,6 +506,50 @@ impl Accumulator {
         }
     }
 
+    /// Folds a row group's per-code partials in: each code that occurs is resolved to its
+    /// group once (`resolve`), as in [`Accumulator::add_coded`].
+    pub(crate) fn add_code_partials(
+        &mut self,
+        coded: &CodePartials,
+        mut resolve: impl FnMut(&mut Groups, usize) -> u32,
+    ) {
+        for code in 0..coded.ncodes {
+            if !coded.present(code) {
+                continue;
+            }
+            let g = resolve(&mut self.groups, code) as usize;
+            self.total.grow(self.groups.len());
+            let t = &mut self.total;
+            t.rows[g] += coded.rows_of(code);
+            t.seen[g] = true;
+            for (c, col) in self.agg.cols.iter().enumerate() {
+                let lanes = &coded.cols[c];
+                let slots = code * LANES..(code + 1) * LANES;
+                t.counts[c][g] += lanes.counts[slots.clone()].iter().sum::<u64>();
+                match col.kind {
+                    FusedKind::SumF64 => {
+                        t.sums_f[c][g] += lanes.sums_f[slots].iter().sum::<f64>();
+                    }
+                    FusedKind::SumI64 => {
+                        let s = lanes.ints[slots]
+                            .iter()
+                            .fold(0i64, |a, &b| a.wrapping_add(b));
+                        t.ints[c][g] = t.ints[c][g].wrapping_add(s);
+                    }
+                    FusedKind::MinI64 => {
+                        let m = lanes.ints[slots].iter().copied().min().unwrap_or(i64::MAX);
+                        t.ints[c][g] = t.ints[c][g].min(m);
+                    }
+                    FusedKind::MaxI64 => {
+                        let m = lanes.ints[slots].iter().copied().max().unwrap_or(i64::MIN);
+                        t.ints[c][g] = t.ints[c][g].max(m);
+                    }
+                    FusedKind::Count | FusedKind::Size => {}
+                }
+            }
+        }
+    }
+
     /// The partial frame, with polars' column names and dtypes.
     pub(crate) fn finish(mut self, key_dtype: &DataType) -> Result<PlFrame> {
         let n = self.groups.len();
@@ -558,6 +602,280 @@ impl Accumulator {
     }
 }
 
+/// Accumulator copies per code in [`CodePartials`] (see [`sum_count_rows`] for why).
+const LANES: usize = 4;
+
+/// One partial column's accumulators by code, `LANES` interleaved copies per code: slot
+/// `code * LANES + row % LANES`.
+#[derive(Default)]
+pub(crate) struct CodeLanes {
+    sums_f: Vec<f64>,
+    ints: Vec<i64>,
+    counts: Vec<u64>,
+}
+
+/// The partials of one row group by the key's dictionary codes `0..ncodes`, filled straight
+/// from decoded pages (see [`PlainValue`] and [`LaneOp`]): one pass per value column, no
+/// per-row validity or value arrays in between.
+pub(crate) struct CodePartials {
+    ncodes: usize,
+    /// `LANES` row counters per code, for a `size` only (empty otherwise).
+    rows: Vec<u64>,
+    /// Which codes occur: set by [`CodePartials::settle`].
+    present: Vec<bool>,
+    cols: Vec<CodeLanes>,
+}
+
+impl CodePartials {
+    /// Empty partials for `agg` over `codes` (every row's code, each `< ncodes`). Panics if
+    /// a code is out of range: the decoder checks.
+    pub(crate) fn new(agg: &FusedAgg, codes: &[u32], ncodes: usize) -> CodePartials {
+        assert!(
+            codes
+                .iter()
+                .copied()
+                .max()
+                .is_none_or(|c| (c as usize) < ncodes)
+        );
+        let n = ncodes * LANES;
+        let mut rows = Vec::new();
+        if agg.cols.iter().any(|c| c.kind == FusedKind::Size) {
+            rows = vec![0u64; n];
+            for (r, &code) in codes.iter().enumerate() {
+                // SAFETY: code < ncodes (asserted above), so the slot is < n.
+                unsafe { *rows.get_unchecked_mut(code as usize * LANES + (r % LANES)) += 1 };
+            }
+        }
+        let cols = agg
+            .cols
+            .iter()
+            .map(|c| CodeLanes {
+                sums_f: if c.kind == FusedKind::SumF64 {
+                    vec![0.0; n]
+                } else {
+                    Vec::new()
+                },
+                ints: match c.kind {
+                    FusedKind::SumI64 => vec![0; n],
+                    FusedKind::MinI64 => vec![i64::MAX; n],
+                    FusedKind::MaxI64 => vec![i64::MIN; n],
+                    _ => Vec::new(),
+                },
+                counts: vec![0; n],
+            })
+            .collect();
+        CodePartials {
+            ncodes,
+            rows,
+            present: Vec::new(),
+            cols,
+        }
+    }
+
+    /// Records which codes occur, once the values are in. A code with a value occurs; a
+    /// writer builds a chunk's dictionary from its values, so usually every code has one,
+    /// and only otherwise (a key whose values are all null) are the codes scanned.
+    pub(crate) fn settle(&mut self, codes: &[u32]) {
+        let counted = |code: usize| {
+            let slots = code * LANES..(code + 1) * LANES;
+            if self.rows.is_empty() {
+                self.cols
+                    .iter()
+                    .any(|l| l.counts[slots.clone()].iter().any(|&c| c > 0))
+            } else {
+                self.rows[slots].iter().any(|&r| r > 0)
+            }
+        };
+        self.present = (0..self.ncodes).map(counted).collect();
+        if self.rows.is_empty() && self.present.iter().any(|p| !p) {
+            for &code in codes {
+                self.present[code as usize] = true;
+            }
+        }
+    }
+
+    /// Whether `code` occurs (after [`CodePartials::settle`]).
+    pub(crate) fn present(&self, code: usize) -> bool {
+        self.present.get(code).copied().unwrap_or(false)
+    }
+
+    /// Rows of `code`, when counted (for a `size`), else 0.
+    fn rows_of(&self, code: usize) -> u64 {
+        self.rows
+            .get(code * LANES..(code + 1) * LANES)
+            .map_or(0, |r| r.iter().sum())
+    }
+
+    /// The accumulators of partial column `c`.
+    pub(crate) fn lanes(&mut self, c: usize) -> &mut CodeLanes {
+        &mut self.cols[c]
+    }
+}
+
+/// A fixed-width little-endian Parquet PLAIN value.
+pub(crate) trait PlainValue: Copy {
+    const WIDTH: usize;
+    /// The value of the first `WIDTH` bytes of `b` (`b.len() >= WIDTH`).
+    fn read(b: &[u8]) -> Self;
+    fn to_f64(self) -> f64;
+    fn to_i64(self) -> i64;
+}
+
+macro_rules! plain_value {
+    ($t:ty, $w:expr) => {
+        impl PlainValue for $t {
+            const WIDTH: usize = $w;
+            #[inline(always)]
+            fn read(b: &[u8]) -> Self {
+                <$t>::from_le_bytes(b[..$w].try_into().expect("width"))
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn to_i64(self) -> i64 {
+                self as i64
+            }
+        }
+    };
+}
+plain_value!(f64, 8);
+plain_value!(f32, 4);
+plain_value!(i64, 8);
+plain_value!(i32, 4);
+
+/// What one non-null value does to its slot.
+pub(crate) trait LaneOp<P: PlainValue> {
+    fn apply(lanes: &mut CodeLanes, slot: usize, v: P);
+}
+
+/// Float64 sum and count (a sum of floats, or a mean).
+pub(crate) struct SumF64Op;
+/// Non-null count only.
+pub(crate) struct CountOp;
+pub(crate) struct SumI64Op;
+pub(crate) struct MinI64Op;
+pub(crate) struct MaxI64Op;
+
+// SAFETY (all ops): `slot < ncodes * LANES`, the length of every non-empty vector of a
+// `CodeLanes` for its kind: callers pass codes checked by `CodePartials::new`.
+impl<P: PlainValue> LaneOp<P> for SumF64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            *l.sums_f.get_unchecked_mut(slot) += v.to_f64();
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+impl<P: PlainValue> LaneOp<P> for CountOp {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, _v: P) {
+        unsafe { *l.counts.get_unchecked_mut(slot) += 1 };
+    }
+}
+impl<P: PlainValue> LaneOp<P> for SumI64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            let s = l.ints.get_unchecked_mut(slot);
+            *s = s.wrapping_add(v.to_i64());
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+impl<P: PlainValue> LaneOp<P> for MinI64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            let s = l.ints.get_unchecked_mut(slot);
+            *s = (*s).min(v.to_i64());
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+impl<P: PlainValue> LaneOp<P> for MaxI64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            let s = l.ints.get_unchecked_mut(slot);
+            *s = (*s).max(v.to_i64());
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+
+/// Adds a run of rows that all have a value: row `first_row + i` has code `codes[i]` and
+/// its value in `values[i * WIDTH..]`. Returns `false` (nothing added) when `values` is
+/// too short.
+#[inline]
+pub(crate) fn add_present_run<P: PlainValue, O: LaneOp<P>>(
+    lanes: &mut CodeLanes,
+    codes: &[u32],
+    first_row: usize,
+    values: &[u8],
+) -> bool {
+    if values.len() < codes.len() * P::WIDTH {
+        return false;
+    }
+    for (i, (&code, b)) in codes.iter().zip(values.chunks_exact(P::WIDTH)).enumerate() {
+        let slot = code as usize * LANES + ((first_row + i) % LANES);
+        O::apply(lanes, slot, P::read(b));
+    }
+    true
+}
+
+/// Adds a run of dictionary-encoded rows that all have a value: row `first_row + i` has
+/// code `codes[i]` and value `dictionary[value_codes[i]]`. Returns `false` (possibly with
+/// some rows added: discard the partials) when a value code is out of range.
+#[inline]
+pub(crate) fn add_present_dict_run<P: PlainValue, O: LaneOp<P>>(
+    lanes: &mut CodeLanes,
+    codes: &[u32],
+    first_row: usize,
+    value_codes: &[u32],
+    dictionary: &[P],
+) -> bool {
+    if value_codes.len() < codes.len() {
+        return false;
+    }
+    for (i, (&code, &v)) in codes.iter().zip(value_codes).enumerate() {
+        let Some(&v) = dictionary.get(v as usize) else {
+            return false;
+        };
+        let slot = code as usize * LANES + ((first_row + i) % LANES);
+        O::apply(lanes, slot, v);
+    }
+    true
+}
+
+/// Adds a run of rows some of which are null: bit `i` of `valid` (least significant first)
+/// says whether row `first_row + i` has a value; `value(k)` is the k-th value of the run's
+/// valid rows. Returns the number of values used, or `None` when `valid` is too short or
+/// `value` fails (possibly with some rows added: discard the partials).
+#[inline]
+pub(crate) fn add_mixed_run<P: PlainValue, O: LaneOp<P>>(
+    lanes: &mut CodeLanes,
+    codes: &[u32],
+    first_row: usize,
+    valid: &[u8],
+    mut value: impl FnMut(usize) -> Option<P>,
+) -> Option<usize> {
+    if valid.len() * 8 < codes.len() {
+        return None;
+    }
+    let mut k = 0;
+    for (i, &code) in codes.iter().enumerate() {
+        if valid[i / 8] >> (i % 8) & 1 == 1 {
+            let slot = code as usize * LANES + ((first_row + i) % LANES);
+            O::apply(lanes, slot, value(k)?);
+            k += 1;
+        }
+    }
+    Some(k)
+}
+
 /// Calls `f(gids, values, validity)` per chunk of `ca` (validity `None` when no nulls).
 #[inline]
 fn for_each_chunk<T>(
@@ -591,7 +909,6 @@ fn sum_count_rows(
     counts: &mut [u64],
     rows: Option<&mut Vec<u64>>,
 ) {
-    const LANES: usize = 4;
     let n = sums.len();
     assert!(counts.len() == n && gids.len() == vals.len());
     assert!(gids.iter().copied().max().is_none_or(|g| (g as usize) < n));

@@ -772,7 +772,11 @@ mod tests {
 
     /// Every partition's kernel output equals polars' partial; `None` from a kernel fails.
     fn check_kernel(frame: &DataFrame, key: &str) {
-        let (step, ..) = frame.groupby([key]).partial_step(&aggs()).unwrap();
+        check_kernel_with(frame, key, &aggs())
+    }
+
+    fn check_kernel_with(frame: &DataFrame, key: &str, aggs: &[Agg]) {
+        let (step, ..) = frame.groupby([key]).partial_step(aggs).unwrap();
         let Step::GroupAgg {
             fused: Some(agg), ..
         } = &step
@@ -817,6 +821,115 @@ mod tests {
             // integer key.
             for key in ["Origin", "Year", "Id"] {
                 check_kernel(&frame, key);
+            }
+        }
+    }
+
+    /// Columns for the page path, with nulls: floats, integers PLAIN (many distinct values)
+    /// and dictionary-encoded (few), a 32-bit integer; a key with nulls.
+    fn page_sample(n: usize) -> PlFrame {
+        let origins = ["SFO", "LAX", "JFK", "ORD", "ATL", "SEA", "BOS"];
+        let origin: Vec<Option<&str>> = (0..n)
+            .map(|i| (i % 31 != 7).then_some(origins[(i * 5 + i / 3) % origins.len()]))
+            .collect();
+        let opt = |i: usize, m: usize| i % m != 1;
+        let f_plain: Vec<Option<f64>> = (0..n)
+            .map(|i| opt(i, 9).then_some(i as f64 * 0.37 - 250.0))
+            .collect();
+        let f_few: Vec<Option<f64>> = (0..n)
+            .map(|i| opt(i, 7).then_some((i % 13) as f64 - 4.5))
+            .collect();
+        let i_plain: Vec<Option<i64>> = (0..n)
+            .map(|i| opt(i, 5).then_some((i as i64 * 7_919_993) % 1_000_000_007 - 500_000_000))
+            .collect();
+        let i_dict: Vec<Option<i64>> = (0..n)
+            .map(|i| opt(i, 6).then_some((i % 11) as i64 - 3))
+            .collect();
+        let i32s: Vec<Option<i32>> = (0..n)
+            .map(|i| opt(i, 4).then_some((i * 31 % 1000) as i32 - 400))
+            .collect();
+        df!(
+            "Origin" => origin,
+            "FPlain" => f_plain,
+            "FFew" => f_few,
+            "IPlain" => i_plain,
+            "IDict" => i_dict,
+            "I32" => i32s,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn parquet_page_path_matches_polars_partials() {
+        use crate::readers::PAGE_PATH_ROW_GROUPS;
+        use polars::prelude::ParquetCompression as C;
+        let aggs = vec![
+            Agg::mean("FPlain"),
+            Agg::sum("FPlain").alias("fps"),
+            Agg::count("FPlain").alias("fpc"),
+            Agg::mean("FFew").alias("fdm"),
+            Agg::sum("FFew").alias("fds"),
+            Agg::size(),
+            Agg::min("IPlain").alias("ipmin"),
+            Agg::max("IPlain").alias("ipmax"),
+            Agg::sum("IPlain").alias("ips"),
+            Agg::mean("IPlain").alias("ipm"),
+            Agg::min("IDict").alias("idmin"),
+            Agg::max("IDict").alias("idmax"),
+            Agg::sum("IDict").alias("ids"),
+            Agg::count("IDict").alias("idc"),
+            Agg::mean("IDict").alias("idm"),
+            Agg::mean("I32").alias("i32m"),
+            Agg::min("I32").alias("i32min"),
+        ];
+        let df = page_sample(5000);
+        for compression in [C::Uncompressed, C::Snappy, C::Zstd(None), C::Lz4Raw] {
+            // Default pages (one per chunk) and small ones: runs of levels span pages.
+            for page_size in [None, Some(700)] {
+                let dir = tempfile::tempdir().unwrap();
+                for (name, offset, len) in [("a", 0, 3100), ("b", 3100, 1900)] {
+                    let mut part = df.slice(offset, len);
+                    let path = dir.path().join(format!("{name}.parquet"));
+                    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+                        .with_compression(compression)
+                        .with_row_group_size(Some(1000))
+                        .with_data_page_size(page_size)
+                        .finish(&mut part)
+                        .unwrap();
+                }
+                // The writer chose PLAIN and dictionary pages as the test means.
+                let mut file = std::fs::File::open(dir.path().join("a.parquet")).unwrap();
+                let meta = polars_parquet::read::read_metadata(&mut file).unwrap();
+                let dict = |name: &str| {
+                    let rg = &meta.row_groups[0];
+                    let col = rg.columns_under_root_iter(name).unwrap().next().unwrap();
+                    col.dictionary_page_offset().is_some()
+                };
+                // (polars writes floats PLAIN even when few are distinct: dictionary pages
+                // of values are covered by the integer columns, a mean reading them as
+                // floats.)
+                assert!(dict("Origin") && dict("IDict") && dict("I32"));
+                assert!(!dict("FPlain") && !dict("FFew") && !dict("IPlain"));
+                let row_groups: usize = ["a", "b"]
+                    .iter()
+                    .map(|name| {
+                        let path = dir.path().join(format!("{name}.parquet"));
+                        let mut file = std::fs::File::open(path).unwrap();
+                        polars_parquet::read::read_metadata(&mut file)
+                            .unwrap()
+                            .row_groups
+                            .len()
+                    })
+                    .sum();
+                let pattern = format!("{}/*.parquet", dir.path().display());
+                let frame = read_parquet(&pattern, ParquetOptions::default()).unwrap();
+                let before = PAGE_PATH_ROW_GROUPS.with(|n| n.get());
+                check_kernel_with(&frame, "Origin", &aggs);
+                let taken = PAGE_PATH_ROW_GROUPS.with(|n| n.get()) - before;
+                assert_eq!(
+                    taken, row_groups,
+                    "{compression:?}, pages {page_size:?}: row groups by pages"
+                );
             }
         }
     }

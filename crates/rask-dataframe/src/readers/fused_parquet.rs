@@ -7,7 +7,8 @@ use polars::prelude::{Column, DataFrame as PlFrame, DataType};
 use rask_error::{RaskError, Result};
 
 use super::ParquetSource;
-use crate::fused::{self, Accumulator, FusedAgg, Prepared, Values};
+use super::parquet_pages::{self, Chunk, PageScratch};
+use crate::fused::{self, Accumulator, CodePartials, FusedAgg, FusedKind, Prepared, Values};
 
 impl ParquetSource {
     /// The fused read-and-aggregate of partition `i` (see [`crate::fused`]): row group by
@@ -34,6 +35,7 @@ impl ParquetSource {
         };
         let mut acc = Accumulator::new(agg.clone());
         let (mut gids, mut codes) = (Vec::new(), Vec::new());
+        let mut scratch = PageScratch::default();
         for rg in &f.metadata.row_groups[part.row_groups.clone()] {
             let mut metas = Vec::with_capacity(columns.len());
             for name in &columns {
@@ -68,6 +70,25 @@ impl ParquetSource {
                     .collect(),
             };
             let arrow_field = |name: &str| f.arrow_schema.get(name).cloned();
+            let rows = rg.num_rows();
+            // First the page path (a dictionary-encoded string key, PLAIN values); anything
+            // else about the row group makes it decline, and the decoders below take over.
+            if key_dtype == &DataType::String
+                && metas[0].dictionary_page_offset().is_some()
+                && add_by_pages(
+                    &mut acc,
+                    &columns,
+                    &metas,
+                    &chunks,
+                    &arrow_field,
+                    rows,
+                    &mut codes,
+                    &mut scratch,
+                )
+                .is_some()
+            {
+                continue;
+            }
             // The values, one decoded column per input column.
             let mut decoded: Vec<Option<Column>> = vec![None; columns.len()];
             let mut prepared = Vec::with_capacity(agg.cols.len());
@@ -86,7 +107,6 @@ impl ParquetSource {
                     c.kind,
                 )?);
             }
-            let rows = rg.num_rows();
             if prepared.iter().any(|p| p.len().is_some_and(|n| n != rows)) {
                 return Ok(None);
             }
@@ -116,6 +136,70 @@ impl ParquetSource {
         }
         acc.finish(key_dtype).map(Some)
     }
+}
+
+/// Adds a row group by walking its pages (see [`parquet_pages`]): the key's dictionary codes,
+/// then each value column's runs straight into per-code partials. `None` when the row group
+/// is not of that shape; nothing has been added then.
+#[allow(clippy::too_many_arguments)]
+fn add_by_pages(
+    acc: &mut Accumulator,
+    columns: &[String],
+    metas: &[&polars_parquet::read::ColumnChunkMetadata],
+    chunks: &[polars_buffer::Buffer<u8>],
+    arrow_field: &dyn Fn(&str) -> Option<polars_arrow::datatypes::Field>,
+    rows: usize,
+    codes: &mut Vec<u32>,
+    scratch: &mut PageScratch,
+) -> Option<()> {
+    let key_chunk = Chunk {
+        bytes: chunks[0].clone(),
+        meta: metas[0],
+    };
+    let key = parquet_pages::decode_key_codes(key_chunk, rows, codes, scratch)?;
+    let null_code = key.len();
+    let mut coded = CodePartials::new(acc.agg(), codes, null_code + 1);
+    let agg = acc.agg().clone();
+    let (buffers, value_codes) = parquet_pages::value_scratch(scratch, columns.len());
+    for (c, col) in agg.cols.iter().enumerate() {
+        if col.counts_of.is_some() || col.kind == FusedKind::Size {
+            continue;
+        }
+        let name = col.column.as_ref()?;
+        let j = columns.iter().position(|n| n == name)?;
+        let field = arrow_field(name)?;
+        let chunk = Chunk {
+            bytes: chunks[j].clone(),
+            meta: metas[j],
+        };
+        parquet_pages::add_value_chunk(
+            chunk,
+            &field.dtype,
+            col.kind,
+            codes,
+            coded.lanes(c),
+            &mut buffers[j],
+            value_codes,
+        )?;
+    }
+    coded.settle(codes);
+    // Every key that occurs must be a string before anything is folded in.
+    if (0..null_code).any(|code| coded.present(code) && key.entry(code).is_none()) {
+        return None;
+    }
+    acc.add_code_partials(&coded, |groups, code| match key.entry(code) {
+        Some(s) => groups.of_str(s.as_bytes()),
+        None => groups.of_null(true),
+    });
+    #[cfg(test)]
+    PAGE_PATH_ROW_GROUPS.with(|n| n.set(n.get() + 1));
+    Some(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Row groups the page path added on this thread: tests check it was taken.
+    pub(crate) static PAGE_PATH_ROW_GROUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Decodes one column chunk into a polars column.

@@ -21,6 +21,9 @@ use crate::stats::{self, RowGroupStats};
 
 mod fused_csv;
 mod fused_parquet;
+mod parquet_pages;
+#[cfg(test)]
+pub(crate) use fused_parquet::PAGE_PATH_ROW_GROUPS;
 
 /// One input file: its URL, store handle and size.
 #[derive(Clone)]
