@@ -859,11 +859,8 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn parquet_page_path_matches_polars_partials() {
-        use crate::readers::PAGE_PATH_ROW_GROUPS;
-        use polars::prelude::ParquetCompression as C;
-        let aggs = vec![
+    fn page_aggs() -> Vec<Agg> {
+        vec![
             Agg::mean("FPlain"),
             Agg::sum("FPlain").alias("fps"),
             Agg::count("FPlain").alias("fpc"),
@@ -881,7 +878,14 @@ mod tests {
             Agg::mean("IDict").alias("idm"),
             Agg::mean("I32").alias("i32m"),
             Agg::min("I32").alias("i32min"),
-        ];
+        ]
+    }
+
+    #[test]
+    fn parquet_page_path_matches_polars_partials() {
+        use crate::readers::PAGE_PATH_ROW_GROUPS;
+        use polars::prelude::ParquetCompression as C;
+        let aggs = page_aggs();
         let df = page_sample(5000);
         for compression in [C::Uncompressed, C::Snappy, C::Zstd(None), C::Lz4Raw] {
             // Default pages (one per chunk) and small ones: runs of levels span pages.
@@ -931,6 +935,30 @@ mod tests {
                     "{compression:?}, pages {page_size:?}: row groups by pages"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn parquet_page_path_reads_other_writers_layouts() {
+        // pyarrow files (datasets/parquet-writers/make.py): version-2 pages with every
+        // column dictionary-encoded, floats included; version-1 pages falling back from
+        // dictionary to PLAIN within a chunk.
+        use crate::readers::PAGE_PATH_ROW_GROUPS;
+        let aggs = page_aggs();
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../datasets/parquet-writers"
+        );
+        for file in ["pyarrow-v2-dictionary", "pyarrow-v1-fallback"] {
+            let options = ParquetOptions {
+                row_groups_per_partition: Some(1),
+                ..Default::default()
+            };
+            let frame = read_parquet(&format!("{dir}/{file}.parquet"), options).unwrap();
+            let before = PAGE_PATH_ROW_GROUPS.with(|n| n.get());
+            check_kernel_with(&frame, "Origin", &aggs);
+            let taken = PAGE_PATH_ROW_GROUPS.with(|n| n.get()) - before;
+            assert_eq!(taken, 3, "{file}: row groups by pages");
         }
     }
 

@@ -132,7 +132,19 @@ impl Location {
 
     fn local(path: &Path) -> Result<Location> {
         let abs = std::path::absolute(path).map_err(|e| RaskError::io(path.display(), e))?;
-        let s = abs.to_string_lossy().replace('\\', "/");
+        // `.` and `..` are resolved lexically, as Python's `os.path.abspath` does: object
+        // store paths refuse them as segments.
+        let mut normal = std::path::PathBuf::new();
+        for part in abs.components() {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                other => normal.push(other),
+            }
+        }
+        let s = normal.to_string_lossy().replace('\\', "/");
         Ok(Location {
             scheme: Scheme::Local,
             bucket: None,
@@ -246,6 +258,16 @@ mod tests {
         assert!(Location::parse("rel/path").unwrap().is_local());
         assert_eq!(Location::parse("gs://g/o").unwrap().scheme(), Scheme::Gcs);
         assert_eq!(Location::parse("az://c/o").unwrap().scheme(), Scheme::Azure);
+    }
+
+    #[test]
+    fn local_paths_resolve_dot_segments() {
+        let l = Location::parse("/tmp/a/../b/./c.csv").unwrap();
+        assert_eq!(l.key(), "tmp/b/c.csv");
+        let here = std::env::current_dir().unwrap();
+        let up = Location::parse("../x.parquet").unwrap();
+        let want = here.parent().unwrap_or(&here).join("x.parquet");
+        assert_eq!(up.local_path().unwrap(), want);
     }
 
     #[test]

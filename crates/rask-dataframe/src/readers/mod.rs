@@ -22,6 +22,7 @@ use crate::stats::{self, RowGroupStats};
 mod fused_csv;
 mod fused_parquet;
 mod parquet_pages;
+mod snappy;
 #[cfg(test)]
 pub(crate) use fused_parquet::PAGE_PATH_ROW_GROUPS;
 

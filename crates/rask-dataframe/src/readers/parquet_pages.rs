@@ -14,15 +14,20 @@
 
 use polars_arrow::datatypes::ArrowDataType;
 use polars_buffer::Buffer;
+use polars_parquet::parquet::CowBuffer;
 use polars_parquet::parquet::compression::{Compression, DecompressionContext};
 use polars_parquet::parquet::encoding::Encoding;
 use polars_parquet::parquet::encoding::hybrid_rle::{HybridRleChunk, HybridRleDecoder};
-use polars_parquet::parquet::page::{CompressedPage, DataPage, split_buffer};
+use polars_parquet::parquet::metadata::Descriptor;
+use polars_parquet::parquet::page::{
+    CompressedDataPage, CompressedPage, DataPage, DataPageHeader, Page, split_buffer,
+};
 use polars_parquet::parquet::read::{PageReader, decompress};
 use polars_parquet::parquet::schema::types::PhysicalType;
 use polars_parquet::read::ColumnChunkMetadata;
 use std::io::Cursor;
 
+use super::snappy;
 use crate::fused::{
     CodeLanes, CountOp, FusedKind, LaneOp, MaxI64Op, MinI64Op, PlainValue, SumF64Op, SumI64Op,
     add_mixed_run, add_present_dict_run, add_present_run,
@@ -47,7 +52,8 @@ pub(crate) struct PageScratch {
 /// The data pages of one flat column chunk, decompressed one at a time into a reused buffer.
 struct PageStream<'s> {
     reader: PageReader,
-    compressed: bool,
+    compression: Compression,
+    descriptor: Descriptor,
     buffer: &'s mut Vec<u8>,
     context: DecompressionContext,
 }
@@ -65,7 +71,8 @@ impl<'s> PageStream<'s> {
         }
         Some(PageStream {
             reader: PageReader::new(Cursor::new(chunk), meta, vec![], usize::MAX),
-            compressed: meta.compression() != Compression::Uncompressed,
+            compression: meta.compression(),
+            descriptor: d.clone(),
             buffer,
             context: DecompressionContext::Unset,
         })
@@ -83,9 +90,7 @@ impl<'s> PageStream<'s> {
             &mut Vec::new(),
             &mut self.context,
         ) {
-            Ok(polars_parquet::parquet::page::Page::Dict(d)) => {
-                Some(Some((d.buffer.to_vec(), d.num_values)))
-            }
+            Ok(Page::Dict(d)) => Some(Some((d.buffer.to_vec(), d.num_values))),
             _ => None,
         }
     }
@@ -97,17 +102,56 @@ impl<'s> PageStream<'s> {
             Some(Ok(CompressedPage::Data(page))) => page,
             Some(_) => return None,
         };
+        if self.compression == Compression::Snappy {
+            return self.decompress_snappy(page).map(Some);
+        }
         decompress(CompressedPage::Data(page), self.buffer, &mut self.context)
             .ok()
             .and_then(|p| match p {
-                polars_parquet::parquet::page::Page::Data(d) => Some(Some(d)),
-                polars_parquet::parquet::page::Page::Dict(_) => None,
+                Page::Data(d) => Some(Some(d)),
+                Page::Dict(_) => None,
             })
+    }
+
+    /// A snappy data page, decompressed by [`snappy`] into the reused buffer (which is
+    /// resized, not cleared: decompression writes every byte).
+    fn decompress_snappy(&mut self, mut page: CompressedDataPage) -> Option<DataPage> {
+        let size = page.uncompressed_size();
+        let header = page.header().clone();
+        let rows = page.num_values();
+        let src: &[u8] = page.slice_mut();
+        let buffer = &mut *self.buffer;
+        buffer.resize(size, 0);
+        match &header {
+            DataPageHeader::V1(_) => snappy::decompress(src, buffer)?,
+            DataPageHeader::V2(h) => {
+                // Levels are stored uncompressed ahead of the values.
+                let levels = usize::try_from(h.definition_levels_byte_length).ok()?
+                    + usize::try_from(h.repetition_levels_byte_length).ok()?;
+                if !h.is_compressed.unwrap_or(true) {
+                    if src.len() != size {
+                        return None;
+                    }
+                    buffer.copy_from_slice(src);
+                } else {
+                    buffer
+                        .get_mut(..levels)?
+                        .copy_from_slice(src.get(..levels)?);
+                    if src.len() > levels {
+                        snappy::decompress(&src[levels..], &mut buffer[levels..])?;
+                    } else if size != levels {
+                        return None;
+                    }
+                }
+            }
+        }
+        let buffer = CowBuffer::Owned(std::mem::take(buffer));
+        Some(DataPage::new(header, buffer, self.descriptor.clone(), rows))
     }
 
     /// Takes back the decompression buffer of a decoded page for the next one.
     fn recycle(&mut self, mut page: DataPage) {
-        if self.compressed {
+        if self.compression != Compression::Uncompressed {
             *self.buffer = std::mem::take(page.buffer_mut());
         }
     }
