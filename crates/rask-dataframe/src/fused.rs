@@ -672,22 +672,34 @@ impl CodePartials {
         }
     }
 
-    /// Records which codes occur, once the values are in. A code with a value occurs; a
-    /// writer builds a chunk's dictionary from its values, so usually every code has one,
-    /// and only otherwise (a key whose values are all null) are the codes scanned.
-    pub(crate) fn settle(&mut self, codes: &[u32]) {
+    /// Records which codes occur, once the values are in; `known` says for some codes
+    /// (a null key's, from the definition levels) whether they occur. A code with a value
+    /// occurs; a writer builds a chunk's dictionary from its values, so usually every code
+    /// has one, and only otherwise (a key whose values are all null) are the codes scanned.
+    pub(crate) fn settle(&mut self, codes: &[u32], known: impl Fn(usize) -> Option<bool>) {
+        if !self.rows.is_empty() {
+            self.present = (0..self.ncodes).map(|c| self.rows_of(c) > 0).collect();
+            return;
+        }
         let counted = |code: usize| {
             let slots = code * LANES..(code + 1) * LANES;
-            if self.rows.is_empty() {
-                self.cols
-                    .iter()
-                    .any(|l| l.counts[slots.clone()].iter().any(|&c| c > 0))
-            } else {
-                self.rows[slots].iter().any(|&r| r > 0)
-            }
+            self.cols
+                .iter()
+                .any(|l| l.counts[slots.clone()].iter().any(|&c| c > 0))
         };
-        self.present = (0..self.ncodes).map(counted).collect();
-        if self.rows.is_empty() && self.present.iter().any(|p| !p) {
+        let mut unsure = false;
+        self.present = (0..self.ncodes)
+            .map(|code| match known(code) {
+                Some(p) => p,
+                None => {
+                    counted(code) || {
+                        unsure = true;
+                        false
+                    }
+                }
+            })
+            .collect();
+        if unsure {
             for &code in codes {
                 self.present[code as usize] = true;
             }

@@ -182,7 +182,7 @@ fn add_by_pages(
             value_codes,
         )?;
     }
-    coded.settle(codes);
+    coded.settle(codes, |code| (code == null_code).then_some(key.has_null));
     // Every key that occurs must be a string before anything is folded in.
     if (0..null_code).any(|code| coded.present(code) && key.entry(code).is_none()) {
         return None;

@@ -212,6 +212,8 @@ pub(crate) struct KeyCodes {
     dictionary: Vec<u8>,
     /// Byte range of each entry in `dictionary`.
     entries: Vec<(u32, u32)>,
+    /// Whether some row's key is null (code `len()`).
+    pub(crate) has_null: bool,
 }
 
 impl KeyCodes {
@@ -256,6 +258,7 @@ pub(crate) fn decode_key_codes(
         at = end;
     }
     let null_code = n as u32;
+    let mut has_null = false;
     codes.clear();
     while let Some(page) = pages.next_page()? {
         if !matches!(
@@ -285,6 +288,7 @@ pub(crate) fn decode_key_codes(
                 if !in_range(pending) {
                     return None;
                 }
+                has_null |= present < page_rows;
                 let mut k = 0;
                 for_each_run(Some(def), page_rows, |run| {
                     match run {
@@ -316,6 +320,7 @@ pub(crate) fn decode_key_codes(
     Some(KeyCodes {
         dictionary,
         entries,
+        has_null,
     })
 }
 
