@@ -1,77 +1,29 @@
 //! rask-io against a real S3 server on loopback: `s3s-fs` (an S3 server over a local folder)
-//! started in-process on `127.0.0.1:0`, with authentication on. No network, no setup script.
+//! started in-process on `127.0.0.1:0` by `rask_testkit::S3TestServer`, with authentication on.
+//! No network, no setup script.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use rask_io::{IoStore, Location, StoreOptions, glob};
+use rask_testkit::S3TestServer;
 
 const AK: &str = "rask-test-key";
 const SK: &str = "rask-test-secret";
 
-/// An S3 server over a temp folder, on its own runtime thread, stopped on drop.
-struct S3Server {
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
+/// This suite's view of the loopback server: its credentials and `s3://` bucket URLs.
+trait S3ServerExt {
+    fn options(&self) -> StoreOptions;
+    /// Creates a bucket; its `s3://` URL.
+    fn bucket(&self, name: &str) -> String;
 }
 
-impl S3Server {
-    fn start() -> S3Server {
-        S3Server::start_with(true)
-    }
-
-    /// `auth: false` serves anonymous requests (plain HTTP GETs of `/bucket/key`).
-    fn start_with(auth: bool) -> S3Server {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        use hyper_util::server::conn::auto::Builder as ConnBuilder;
-        use s3s::auth::SimpleAuth;
-        use s3s::service::S3ServiceBuilder;
-
-        let dir = tempfile::tempdir().unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let fs = s3s_fs::FileSystem::new(dir.path()).unwrap();
-        let mut b = S3ServiceBuilder::new(fs);
-        if auth {
-            b.set_auth(SimpleAuth::from_single(AK, SK));
-        }
-        let service = b.build();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        rt.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3Server { addr, dir, _rt: rt }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+impl S3ServerExt for S3TestServer {
     fn options(&self) -> StoreOptions {
         StoreOptions::s3_compatible(&self.endpoint(), AK, SK)
     }
 
-    /// Creates a bucket (s3s-fs keeps one folder per bucket).
     fn bucket(&self, name: &str) -> String {
-        std::fs::create_dir_all(self.dir.path().join(name)).unwrap();
+        self.create_bucket(name);
         format!("s3://{name}")
     }
 }
@@ -152,7 +104,7 @@ fn local_folder_round_trips_lists_and_globs() {
 
 #[test]
 fn s3_bucket_round_trips_lists_and_globs() {
-    let server = S3Server::start();
+    let server = S3TestServer::start(AK, SK);
     let bucket = server.bucket("rask-data");
     let store = IoStore::open(&bucket, &server.options()).unwrap();
     exercise(&store);
@@ -178,12 +130,12 @@ fn s3_bucket_round_trips_lists_and_globs() {
         .to_string();
     assert!(err.contains("s3://rask-data/b/none.csv"), "{err}");
     // The bytes are in the server's folder, as written.
-    assert!(Path::new(&server.dir.path().join("rask-data/a/y.csv")).exists());
+    assert!(Path::new(&server.root().join("rask-data/a/y.csv")).exists());
 }
 
 #[test]
 fn missing_bucket_is_named() {
-    let server = S3Server::start();
+    let server = S3TestServer::start(AK, SK);
     let store = IoStore::open("s3://no-such-bucket/k", &server.options()).unwrap();
     let err = store.get("x.csv").unwrap_err().to_string();
     assert!(err.contains("s3://no-such-bucket/k/x.csv"), "{err}");
@@ -196,7 +148,7 @@ fn missing_bucket_is_named() {
 
 #[test]
 fn wrong_credentials_are_reported() {
-    let server = S3Server::start();
+    let server = S3TestServer::start(AK, SK);
     let bucket = server.bucket("locked");
     let opts = StoreOptions::s3_compatible(&server.endpoint(), AK, "not-the-secret");
     let store = IoStore::open(&bucket, &opts).unwrap();
@@ -266,8 +218,8 @@ fn unsupported_and_malformed_urls_are_named() {
 
 #[test]
 fn http_urls_read_objects() {
-    let server = S3Server::start_with(false);
-    let dir = server.dir.path().join("pub");
+    let server = S3TestServer::start_anonymous();
+    let dir = server.root().join("pub");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hello.txt"), b"hello, rask").unwrap();
     let url = format!("{}/pub", server.endpoint());

@@ -7,60 +7,20 @@ use ndarray::{ArrayD, IxDyn};
 use rask::array;
 use rask::prelude::*;
 use rask_io::{IoStore, StoreOptions};
+use rask_testkit::S3TestServer;
 
 const AK: &str = "rask-array-key";
 const SK: &str = "rask-array-secret";
 const BUCKET: &str = "arrays";
 
-struct S3Server {
-    endpoint: String,
-    dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-}
-
 /// One server for the whole test binary (the store options are process-wide).
-fn server() -> &'static S3Server {
-    static SERVER: OnceLock<S3Server> = OnceLock::new();
+fn server() -> &'static S3TestServer {
+    static SERVER: OnceLock<S3TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        use hyper_util::server::conn::auto::Builder as ConnBuilder;
-        use s3s::auth::SimpleAuth;
-        use s3s::service::S3ServiceBuilder;
-
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir.path()).unwrap());
-        b.set_auth(SimpleAuth::from_single(AK, SK));
-        let service = b.build();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        rt.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        rask_io::set_default_options(StoreOptions::s3_compatible(&endpoint, AK, SK));
-        S3Server {
-            endpoint,
-            dir,
-            _rt: rt,
-        }
+        let server = S3TestServer::start(AK, SK);
+        server.create_bucket(BUCKET);
+        rask_io::set_default_options(StoreOptions::s3_compatible(&server.endpoint(), AK, SK));
+        server
     })
 }
 
@@ -68,7 +28,7 @@ fn bucket() -> IoStore {
     let s = server();
     IoStore::open(
         &format!("s3://{BUCKET}"),
-        &StoreOptions::s3_compatible(&s.endpoint, AK, SK),
+        &StoreOptions::s3_compatible(&s.endpoint(), AK, SK),
     )
     .unwrap()
 }
@@ -187,5 +147,5 @@ fn errors_name_the_url() {
         .to_string();
     assert!(err.contains("ftp://host/a.zarr"), "{err}");
     // The bytes really live in the server's folder.
-    assert!(server().dir.path().join(BUCKET).exists());
+    assert!(server().root().join(BUCKET).exists());
 }

@@ -7,6 +7,7 @@ use rask::prelude::ComputeExt;
 use rask_dataframe::polars::prelude::*;
 use rask_dataframe::{CsvOptions, ParquetOptions, read_csv, read_parquet};
 use rask_io::{IoStore, StoreOptions};
+use rask_testkit::S3TestServer;
 
 use crate::common::*;
 
@@ -14,58 +15,17 @@ const AK: &str = "rask-df-key";
 const SK: &str = "rask-df-secret";
 const BUCKET: &str = "frames";
 
-struct S3Server {
-    endpoint: String,
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn server() -> &'static S3Server {
-    static SERVER: OnceLock<S3Server> = OnceLock::new();
+fn server() -> &'static S3TestServer {
+    static SERVER: OnceLock<S3TestServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        use hyper_util::rt::{TokioExecutor, TokioIo};
-        use hyper_util::server::conn::auto::Builder as ConnBuilder;
-        use s3s::auth::SimpleAuth;
-        use s3s::service::S3ServiceBuilder;
-
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut b = S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir.path()).unwrap());
-        b.set_auth(SimpleAuth::from_single(AK, SK));
-        let service = b.build();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        rt.spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-            }
-        });
-        S3Server {
-            endpoint,
-            _dir: dir,
-            _rt: rt,
-        }
+        let server = S3TestServer::start(AK, SK);
+        server.create_bucket(BUCKET);
+        server
     })
 }
 
 fn opts() -> StoreOptions {
-    StoreOptions::s3_compatible(&server().endpoint, AK, SK)
+    StoreOptions::s3_compatible(&server().endpoint(), AK, SK)
 }
 
 #[test]
@@ -183,7 +143,7 @@ fn missing_bucket_object_and_bad_credentials_are_errors() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("no-such-bucket"), "{err}");
-    let bad = StoreOptions::s3_compatible(&server().endpoint, AK, "wrong-secret");
+    let bad = StoreOptions::s3_compatible(&server().endpoint(), AK, "wrong-secret");
     let bucket = IoStore::open(&format!("s3://{BUCKET}"), &opts()).unwrap();
     bucket.put("creds/a.csv", b"a\n1\n".to_vec()).unwrap();
     let err = read_csv(
