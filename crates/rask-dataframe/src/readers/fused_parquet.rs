@@ -36,6 +36,7 @@ impl ParquetSource {
         let mut acc = Accumulator::new(agg.clone());
         let (mut gids, mut codes) = (Vec::new(), Vec::new());
         let mut scratch = PageScratch::default();
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         for rg in &f.metadata.row_groups[part.row_groups.clone()] {
             let mut metas = Vec::with_capacity(columns.len());
             for name in &columns {
@@ -54,7 +55,10 @@ impl ParquetSource {
                     use std::os::unix::fs::FileExt;
                     let mut out = Vec::with_capacity(ranges.len());
                     for r in &ranges {
-                        let mut buf = vec![0u8; (r.end - r.start) as usize];
+                        // The previous row group's buffers, when no page still holds them:
+                        // no fresh pages to fault in and zero per column chunk.
+                        let mut buf = spare.pop().unwrap_or_default();
+                        buf.resize((r.end - r.start) as usize, 0);
                         file.read_exact_at(&mut buf, r.start)
                             .map_err(|e| RaskError::io(&f.file.url, e))?;
                         out.push(buf.into());
@@ -87,6 +91,13 @@ impl ParquetSource {
                 )
                 .is_some()
             {
+                // Reversed, so that pop() hands each column its own (same-sized) buffer.
+                spare.extend(
+                    chunks
+                        .into_iter()
+                        .rev()
+                        .filter_map(|c| c.into_mut().right()),
+                );
                 continue;
             }
             // The values, one decoded column per input column.

@@ -37,73 +37,81 @@ pub(crate) fn decompress(src: &[u8], dst: &mut [u8]) -> Option<()> {
     }
     let (mut s, mut d) = (header, 0usize);
     let (send, dend) = (src.len(), dst.len());
-    while s < send {
-        let tag = src[s];
-        if s + SRC_SLACK > send || d + DST_SLACK > dend {
-            general_op(src, dst, &mut s, &mut d)?;
-            continue;
-        }
-        let (len, offset) = match tag & 3 {
-            0 if tag < 64 => {
-                // A literal of at most 16 bytes: one 16-byte copy.
-                let len = (tag >> 2) as usize + 1;
-                // SAFETY: s + 1 + 16 <= s + SRC_SLACK <= send and d + 16 <= d + DST_SLACK
-                // <= dend (checked above); src and dst are distinct slices.
-                unsafe {
-                    let from = src.as_ptr().add(s + 1);
-                    let to = dst.as_mut_ptr().add(d);
-                    std::ptr::copy_nonoverlapping(from, to, 16);
+    // The fast loop runs while an operation starting at s and d has its slack.
+    let s_limit = send.saturating_sub(SRC_SLACK);
+    let d_limit = dend.saturating_sub(DST_SLACK);
+    loop {
+        while s < s_limit && d < d_limit {
+            // The tag and the three bytes after it in one load.
+            // SAFETY: s + 4 < s + SRC_SLACK <= send.
+            let word =
+                unsafe { std::ptr::read_unaligned(src.as_ptr().add(s) as *const u32) }.to_le();
+            let tag = word as u8;
+            let (len, offset) = match tag & 3 {
+                2 => {
+                    s += 3;
+                    ((tag >> 2) as usize + 1, ((word >> 8) & 0xffff) as usize)
                 }
-                s += 1 + len;
-                d += len;
-                continue;
-            }
-            1 => {
-                let len = 4 + ((tag >> 2) & 7) as usize;
-                let offset = (((tag >> 5) as usize) << 8) | src[s + 1] as usize;
-                s += 2;
-                (len, offset)
-            }
-            2 => {
-                let len = (tag >> 2) as usize + 1;
-                let offset = u16::from_le_bytes([src[s + 1], src[s + 2]]) as usize;
-                s += 3;
-                (len, offset)
-            }
-            _ => {
+                1 => {
+                    s += 2;
+                    let high = ((tag >> 5) as usize) << 8;
+                    (
+                        4 + ((tag >> 2) & 7) as usize,
+                        high | ((word >> 8) & 0xff) as usize,
+                    )
+                }
+                0 if tag < 64 => {
+                    // A literal of at most 16 bytes: one 16-byte copy.
+                    let len = (tag >> 2) as usize + 1;
+                    // SAFETY: s + 1 + 16 < s + SRC_SLACK <= send and d + 16 < d +
+                    // DST_SLACK <= dend; src and dst are distinct slices.
+                    unsafe {
+                        let from = src.as_ptr().add(s + 1);
+                        std::ptr::copy_nonoverlapping(from, dst.as_mut_ptr().add(d), 16);
+                    }
+                    s += 1 + len;
+                    d += len;
+                    continue;
+                }
                 // A literal of more than 16 bytes, or a 4-byte offset: rare.
-                general_op(src, dst, &mut s, &mut d)?;
-                continue;
+                _ => break,
+            };
+            // offset == 0 or offset > d: a copy from before the start.
+            if offset.wrapping_sub(1) >= d {
+                return None;
             }
-        };
-        if offset == 0 || offset > d {
-            return None;
-        }
-        // SAFETY: len <= 64, so every write below lies in [d, d + 72) and d + 72 < d +
-        // DST_SLACK <= dend; every read lies in [d - offset, d + 72 - offset), with
-        // 1 <= offset <= d. Reads and writes go through the same pointer `base`, in order,
-        // so a copy that overlaps its own output sees the bytes it just wrote, as snappy's
-        // copies require.
-        unsafe {
-            let base = dst.as_mut_ptr();
-            let to = base.add(d);
-            let from = base.add(d - offset);
-            if offset >= 8 {
-                // Each 8-byte read ends at or before the write position of its own word.
-                copy_word(from, to);
-                copy_word(from.add(8), to.add(8));
-                let mut i = 16;
-                while i < len {
-                    copy_word(from.add(i), to.add(i));
-                    i += 8;
-                }
-            } else {
-                for i in 0..len {
-                    *to.add(i) = *from.add(i);
+            // SAFETY: len <= 64, so every write below lies in [d, d + 72) and d + 72 < d +
+            // DST_SLACK <= dend; every read lies in [d - offset, d + 72 - offset), with
+            // 1 <= offset <= d. Reads and writes go through the same pointer `base`, in
+            // order, so a copy that overlaps its own output sees the bytes it just wrote,
+            // as snappy's copies require.
+            unsafe {
+                let base = dst.as_mut_ptr();
+                let to = base.add(d);
+                let from = base.add(d - offset);
+                if offset >= 8 {
+                    // Each 8-byte read ends at or before the start of its own write.
+                    copy_word(from, to);
+                    copy_word(from.add(8), to.add(8));
+                    if len > 16 {
+                        let mut i = 16;
+                        while i < len {
+                            copy_word(from.add(i), to.add(i));
+                            i += 8;
+                        }
+                    }
+                } else {
+                    for i in 0..len {
+                        *to.add(i) = *from.add(i);
+                    }
                 }
             }
+            d += len;
         }
-        d += len;
+        if s >= send {
+            break;
+        }
+        general_op(src, dst, &mut s, &mut d)?;
     }
     (d == dend).then_some(())
 }
