@@ -3,10 +3,11 @@
 //! The general decoders build an arrow array per column chunk: every page is decompressed
 //! into a fresh buffer, the definition levels are expanded into a validity bitmap and the
 //! values into a dense array with a slot per null, and only then does the kernel read them.
-//! For the kernel's columns (a dictionary-encoded string key; PLAIN numbers) this module
-//! walks the pages itself: decompression reuses one buffer per column, the key becomes its
-//! dictionary codes, and the values are read where they lie in the page, run by run of the
-//! definition levels, straight into [`CodePartials`].
+//! For the kernel's columns (a dictionary-encoded string key; numbers, PLAIN or
+//! dictionary-encoded) this module walks the pages itself: decompression reuses one buffer
+//! per column (snappy pages by [`snappy`]), the key becomes its dictionary codes, and the
+//! values are read where they lie in the page, run by run of the definition levels,
+//! straight into the per-code accumulators of [`crate::fused::CodePartials`].
 //!
 //! Anything unexpected (another encoding, a nested column, lengths that do not add up)
 //! makes these functions return `None`: the caller then decodes the row group the general
