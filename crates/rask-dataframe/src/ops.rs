@@ -16,6 +16,7 @@ use crate::frame::{DataFrame, Lowered, concat_frames};
 use crate::groupby::{Agg, TreeOps, tree_reduce, unknown_column};
 use crate::step::Step;
 use crate::{frame_value, get_frame, polars_err};
+use polars::prelude::JoinType;
 
 /// A single lazy value computed from a frame (a row count, the written file names).
 pub struct Scalar<T> {
@@ -262,8 +263,16 @@ impl DataFrame {
         })
     }
 
-    /// Summary statistics of the numeric columns: `count`, `null_count`, `mean`, `std`, `min`,
-    /// `max` in rows named by a `statistic` column, one Float64 column per input column.
+    /// Summary statistics of the numeric columns, as Dask's `describe`: `count`,
+    /// `null_count`, `mean`, `std`, `min`, `25%`, `50%`, `75%`, `max` in rows named by a
+    /// `statistic` column, one Float64 column per input column.
+    ///
+    /// The percentiles are approximate, as Dask's: each partition keeps a sketch of at most
+    /// [`SKETCH_POINTS`] of its sorted values per column (all of them when it has no more),
+    /// and the sketches are merged into weighted quantiles, interpolated linearly. They are
+    /// exact when no partition has more values than that; otherwise a percentile is off by
+    /// at most about one sketch step of rank in each partition (1/512 of its values). NaN
+    /// is left out of the percentiles (it counts as a value, as in polars).
     pub fn describe(&self) -> Result<DataFrame> {
         let numeric: Vec<String> = self
             .schema()
@@ -278,7 +287,17 @@ impl DataFrame {
             ));
         }
         const KEY: &str = "__rask_describe";
-        let stats = ["count", "null_count", "mean", "std", "min", "max"];
+        let stats = [
+            "count",
+            "null_count",
+            "mean",
+            "std",
+            "min",
+            "25%",
+            "50%",
+            "75%",
+            "max",
+        ];
         let mut aggs = Vec::new();
         for c in &numeric {
             aggs.push(Agg::count(c).alias(&format!("{c}\u{1}count")));
@@ -290,6 +309,8 @@ impl DataFrame {
         }
         let keyed = self.with_column(lit(0i32).alias(KEY))?;
         let wide = keyed.groupby([KEY]).agg(aggs)?;
+        let percentiles = self.percentiles(&numeric, KEY)?;
+        let wide = wide.join(&percentiles, &[KEY], &[KEY], JoinType::Inner, "")?;
         let mut out_schema = Schema::default();
         out_schema.insert("statistic".into(), DataType::String);
         for c in &numeric {
@@ -316,11 +337,78 @@ impl DataFrame {
                     get(c, "mean")?,
                     get(c, "std")?,
                     get(c, "min")?,
+                    get(c, "25%")?,
+                    get(c, "50%")?,
+                    get(c, "75%")?,
                     get(c, "max")?,
                 ];
                 columns.push(polars::prelude::Column::new(c.as_str().into(), values));
             }
             PlFrame::new_infer_height(columns)
+        })
+    }
+
+    /// One row keyed `key = 0` with columns `{c}\u{1}25%`, `50%`, `75%` per column `c` of
+    /// `columns`: per-partition sketches, gathered into one partition and merged.
+    fn percentiles(&self, columns: &[String], key: &'static str) -> Result<DataFrame> {
+        let mut sketch_schema = Schema::default();
+        sketch_schema.insert("column".into(), DataType::String);
+        sketch_schema.insert("value".into(), DataType::Float64);
+        sketch_schema.insert("weight".into(), DataType::Float64);
+        let names = columns.to_vec();
+        let sketches = self
+            .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())?
+            .map_partitions(sketch_schema, move |df| {
+                let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+                for c in &names {
+                    let s = df.column(c)?.cast(&DataType::Float64)?;
+                    let mut v: Vec<f64> =
+                        s.f64()?.iter().flatten().filter(|x| !x.is_nan()).collect();
+                    v.sort_unstable_by(f64::total_cmp);
+                    for (x, w) in quantile_sketch(&v, SKETCH_POINTS) {
+                        column.push(c.as_str());
+                        value.push(x);
+                        weight.push(w);
+                    }
+                }
+                PlFrame::new_infer_height(vec![
+                    polars::prelude::Column::new("column".into(), column),
+                    polars::prelude::Column::new("value".into(), value),
+                    polars::prelude::Column::new("weight".into(), weight),
+                ])
+            })?
+            .repartition(1)?;
+        let mut schema = Schema::default();
+        schema.insert(key.into(), DataType::Int32);
+        for c in columns {
+            for q in ["25%", "50%", "75%"] {
+                schema.insert(format!("{c}\u{1}{q}").into(), DataType::Float64);
+            }
+        }
+        let names = columns.to_vec();
+        sketches.map_partitions(schema, move |df| {
+            let column = df.column("column")?.str()?.clone();
+            let value = df.column("value")?.f64()?.clone();
+            let weight = df.column("weight")?.f64()?.clone();
+            let mut points: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
+            for ((c, v), w) in column.iter().zip(value.iter()).zip(weight.iter()) {
+                if let (Some(c), Some(v), Some(w)) = (c, v, w) {
+                    points.entry(c).or_default().push((v, w));
+                }
+            }
+            let mut out = vec![polars::prelude::Column::new(key.into(), [0i32])];
+            for c in &names {
+                let mut p = points.remove(c.as_str()).unwrap_or_default();
+                p.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                for (q, label) in [(0.25, "25%"), (0.5, "50%"), (0.75, "75%")] {
+                    let name = format!("{c}\u{1}{label}");
+                    out.push(polars::prelude::Column::new(
+                        name.into(),
+                        [weighted_quantile(&p, q)],
+                    ));
+                }
+            }
+            PlFrame::new_infer_height(out)
         })
     }
 
@@ -455,3 +543,96 @@ impl Op for WritePartition {
 
 #[allow(dead_code)]
 fn exprs(_: &[Expr]) {}
+
+/// Values a partition keeps per column for `describe`'s percentiles.
+pub const SKETCH_POINTS: usize = 512;
+
+/// A quantile sketch of sorted `values`: all of them with weight 1 when there are at most
+/// `points`, else `points` values at evenly spaced ranks (the first and the last included),
+/// each standing for `len / points` values.
+fn quantile_sketch(values: &[f64], points: usize) -> Vec<(f64, f64)> {
+    let n = values.len();
+    if n <= points {
+        return values.iter().map(|&v| (v, 1.0)).collect();
+    }
+    let weight = n as f64 / points as f64;
+    (0..points)
+        .map(|j| (values[j * (n - 1) / (points - 1)], weight))
+        .collect()
+}
+
+/// The `q` quantile of weighted points sorted by value, by linear interpolation between
+/// the points' central ranks: with every weight 1 this is polars' (and NumPy's) linear
+/// quantile. `None` without points.
+fn weighted_quantile(points: &[(f64, f64)], q: f64) -> Option<f64> {
+    let total: f64 = points.iter().map(|p| p.1).sum();
+    let last = points.last()?;
+    let target = q * (total - 1.0);
+    // The central rank of each point: ranks before it, plus half of the others it stands for.
+    let mut before = 0.0;
+    let mut prev: Option<(f64, f64)> = None;
+    for &(v, w) in points {
+        let rank = before + (w - 1.0) / 2.0;
+        if rank >= target {
+            return Some(match prev {
+                None => v,
+                Some((pv, pr)) if rank > pr => pv + (v - pv) * (target - pr) / (rank - pr),
+                Some(_) => v,
+            });
+        }
+        prev = Some((v, rank));
+        before += w;
+    }
+    Some(last.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NumPy's linear quantile of sorted values, by hand.
+    fn linear(sorted: &[f64], q: f64) -> f64 {
+        let pos = q * (sorted.len() - 1) as f64;
+        let (i, frac) = (pos.floor() as usize, pos - pos.floor());
+        match sorted.get(i + 1) {
+            Some(next) => sorted[i] + (next - sorted[i]) * frac,
+            None => sorted[i],
+        }
+    }
+
+    #[test]
+    fn unit_weights_give_the_linear_quantile() {
+        let v: Vec<f64> = (0..37).map(|i| ((i * 11) % 37) as f64 * 1.5).collect();
+        let mut sorted = v.clone();
+        sorted.sort_by(f64::total_cmp);
+        let points = quantile_sketch(&sorted, 64);
+        assert_eq!(points.len(), 37);
+        for q in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0] {
+            assert_eq!(
+                weighted_quantile(&points, q),
+                Some(linear(&sorted, q)),
+                "q{q}"
+            );
+        }
+        assert_eq!(weighted_quantile(&[], 0.5), None);
+        assert_eq!(weighted_quantile(&[(3.0, 1.0)], 0.5), Some(3.0));
+    }
+
+    #[test]
+    fn a_sketch_keeps_the_ends_and_stays_within_a_step_of_rank() {
+        let sorted: Vec<f64> = (0..100_000).map(|i| i as f64).collect();
+        let points = quantile_sketch(&sorted, 512);
+        assert_eq!(points.len(), 512);
+        assert_eq!((points[0].0, points[511].0), (0.0, 99_999.0));
+        let total: f64 = points.iter().map(|p| p.1).sum();
+        assert!((total - 100_000.0).abs() < 1e-6);
+        for q in [0.01, 0.25, 0.5, 0.75, 0.99] {
+            let got = weighted_quantile(&points, q).unwrap();
+            // Ranks equal values here: the error in rank is the error in value.
+            assert!(
+                (got - linear(&sorted, q)).abs() <= 100_000.0 / 512.0,
+                "q{q}: {got}"
+            );
+        }
+    }
+}

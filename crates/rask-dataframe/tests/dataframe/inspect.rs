@@ -133,12 +133,103 @@ fn describe_matches_hand_computation() {
     assert_eq!(x[1], Some(1.0));
     assert!((x[2].unwrap() - mean).abs() < 1e-12);
     assert!((x[3].unwrap() - var.sqrt()).abs() < 1e-12);
-    assert_eq!((x[4], x[5]), (Some(1.0), Some(8.0)));
+    assert_eq!((x[4], x[8]), (Some(1.0), Some(8.0)));
+    // Linear percentiles of 1, 2, 4, 8 (the null left out), by hand.
+    assert_eq!((x[5], x[6], x[7]), (Some(1.75), Some(3.0), Some(5.0)));
+    let stats: Vec<Option<&str>> = d
+        .column("statistic")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    let stats: Vec<&str> = stats.into_iter().flatten().collect();
+    assert_eq!(
+        stats,
+        [
+            "count",
+            "null_count",
+            "mean",
+            "std",
+            "min",
+            "25%",
+            "50%",
+            "75%",
+            "max"
+        ]
+    );
     let n: Vec<Option<f64>> = d.column("n").unwrap().f64().unwrap().iter().collect();
     assert_eq!(n[0], Some(5.0));
     assert_eq!(n[2], Some(3.0));
+    assert_eq!(n[6], Some(3.0));
     let only_strings = RDataFrame::from_polars(df!("k" => ["a"]).unwrap());
     assert!(only_strings.describe().is_err());
+}
+
+/// Polars' linear quantile of column `c`: the oracle for describe's percentiles.
+fn exact_quantile(df: &DataFrame, c: &str, q: f64) -> f64 {
+    df.column(c)
+        .unwrap()
+        .as_materialized_series()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .quantile(q, QuantileMethod::Linear)
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn describe_percentiles_match_polars() {
+    // Partitions of at most 512 values keep them all: the percentiles are exact.
+    let n = 3000;
+    let df = df!(
+        "a" => (0..n).map(|i| ((i * 7919) % 1009) as f64 * 0.5).collect::<Vec<_>>(),
+        "b" => (0..n).map(|i| (i % 17 != 3).then_some((i * 31 % 503) as i64 - 200)).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    for parts in [6, 10, 25] {
+        let d = RDataFrame::from_polars_split(df.clone(), parts)
+            .unwrap()
+            .describe()
+            .unwrap()
+            .compute()
+            .unwrap();
+        for c in ["a", "b"] {
+            let got: Vec<Option<f64>> = d.column(c).unwrap().f64().unwrap().iter().collect();
+            for (row, q) in [(5, 0.25), (6, 0.5), (7, 0.75)] {
+                let want = exact_quantile(&df, c, q);
+                let got = got[row].unwrap();
+                assert!(
+                    (got - want).abs() < 1e-9,
+                    "{c} q{q} in {parts} parts: {got} vs {want}"
+                );
+            }
+        }
+    }
+    // Larger partitions are sketched: each percentile lies between the exact quantiles a
+    // little below and above it.
+    let n = 200_000;
+    let big = df!(
+        "x" => (0..n).map(|i| ((i as u64 * 2_654_435_761) % 1_000_003) as f64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let d = RDataFrame::from_polars_split(big.clone(), 4)
+        .unwrap()
+        .describe()
+        .unwrap()
+        .compute()
+        .unwrap();
+    let got: Vec<Option<f64>> = d.column("x").unwrap().f64().unwrap().iter().collect();
+    for (row, q) in [(5, 0.25), (6, 0.5), (7, 0.75)] {
+        let (lo, hi) = (
+            exact_quantile(&big, "x", q - 0.003),
+            exact_quantile(&big, "x", q + 0.003),
+        );
+        let got = got[row].unwrap();
+        assert!(lo <= got && got <= hi, "q{q}: {got} not in [{lo}, {hi}]");
+    }
 }
 
 #[test]
