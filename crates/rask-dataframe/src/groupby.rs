@@ -936,10 +936,16 @@ mod tests {
                 check_kernel_with(&frame, "Origin", &aggs);
                 // Keys whose values are all null: found by scanning the codes.
                 check_kernel_with(&frame, "Origin", &[Agg::mean("FSparse")]);
+                // Dictionary-encoded integer keys, 64 and 32 bits.
+                for key in ["IDict", "I32"] {
+                    let others: Vec<Agg> =
+                        aggs.iter().filter(|a| a.column != key).cloned().collect();
+                    check_kernel_with(&frame, key, &others);
+                }
                 let taken = PAGE_PATH_ROW_GROUPS.with(|n| n.get()) - before;
                 assert_eq!(
                     taken,
-                    2 * row_groups,
+                    4 * row_groups,
                     "{compression:?}, pages {page_size:?}: row groups by pages"
                 );
             }
@@ -965,8 +971,14 @@ mod tests {
             let frame = read_parquet(&format!("{dir}/{file}.parquet"), options).unwrap();
             let before = PAGE_PATH_ROW_GROUPS.with(|n| n.get());
             check_kernel_with(&frame, "Origin", &aggs);
+            let others: Vec<Agg> = aggs
+                .iter()
+                .filter(|a| a.column != "IDict")
+                .cloned()
+                .collect();
+            check_kernel_with(&frame, "IDict", &others);
             let taken = PAGE_PATH_ROW_GROUPS.with(|n| n.get()) - before;
-            assert_eq!(taken, 3, "{file}: row groups by pages");
+            assert_eq!(taken, 6, "{file}: row groups by pages");
         }
     }
 

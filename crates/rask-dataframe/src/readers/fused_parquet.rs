@@ -7,7 +7,7 @@ use polars::prelude::{Column, DataFrame as PlFrame, DataType};
 use rask_error::{RaskError, Result};
 
 use super::ParquetSource;
-use super::parquet_pages::{self, Chunk, PageScratch};
+use super::parquet_pages::{self, Chunk, KeyEntry, PageScratch};
 use crate::fused::{self, Accumulator, CodePartials, FusedAgg, FusedKind, Prepared, Values};
 
 impl ParquetSource {
@@ -75,10 +75,10 @@ impl ParquetSource {
             };
             let arrow_field = |name: &str| f.arrow_schema.get(name).cloned();
             let rows = rg.num_rows();
-            // First the page path (a dictionary-encoded string key, PLAIN values); anything
-            // else about the row group makes it decline, and the decoders below take over.
-            if key_dtype == &DataType::String
-                && metas[0].dictionary_page_offset().is_some()
+            // First the page path (a dictionary-encoded key; PLAIN or dictionary-encoded
+            // values); anything else about the row group makes it decline, and the decoders
+            // below take over.
+            if metas[0].dictionary_page_offset().is_some()
                 && add_by_pages(
                     &mut acc,
                     &columns,
@@ -167,7 +167,8 @@ fn add_by_pages(
         bytes: chunks[0].clone(),
         meta: metas[0],
     };
-    let key = parquet_pages::decode_key_codes(key_chunk, rows, codes, scratch)?;
+    let key_field = arrow_field(&columns[0])?;
+    let key = parquet_pages::decode_key_codes(key_chunk, &key_field.dtype, rows, codes, scratch)?;
     let null_code = key.len();
     let mut coded = CodePartials::new(acc.agg(), codes, null_code + 1);
     let agg = acc.agg().clone();
@@ -194,13 +195,15 @@ fn add_by_pages(
         )?;
     }
     coded.settle(codes, |code| (code == null_code).then_some(key.has_null));
-    // Every key that occurs must be a string before anything is folded in.
+    // Every key that occurs must be an entry (a valid string) before anything is folded in.
     if (0..null_code).any(|code| coded.present(code) && key.entry(code).is_none()) {
         return None;
     }
+    let string_key = key.is_string();
     acc.add_code_partials(&coded, |groups, code| match key.entry(code) {
-        Some(s) => groups.of_str(s.as_bytes()),
-        None => groups.of_null(true),
+        Some(KeyEntry::Str(s)) => groups.of_str(s.as_bytes()),
+        Some(KeyEntry::Int(v)) => groups.of_int(v),
+        None => groups.of_null(string_key),
     });
     #[cfg(test)]
     PAGE_PATH_ROW_GROUPS.with(|n| n.set(n.get() + 1));

@@ -207,40 +207,68 @@ fn page_parts(page: &DataPage, optional: bool) -> Option<(Option<&[u8]>, &[u8])>
     Some((optional.then_some(parts.def), parts.values))
 }
 
-/// A string key column chunk decoded to dictionary codes.
+/// A key column chunk decoded to dictionary codes: the dictionary's entries.
 pub(crate) struct KeyCodes {
-    /// The dictionary page (PLAIN byte arrays).
-    dictionary: Vec<u8>,
-    /// Byte range of each entry in `dictionary`.
-    entries: Vec<(u32, u32)>,
+    entries: KeyEntries,
     /// Whether some row's key is null (code `len()`).
     pub(crate) has_null: bool,
+}
+
+enum KeyEntries {
+    /// The dictionary page (PLAIN byte arrays) and each entry's byte range in it.
+    Strings(Vec<u8>, Vec<(u32, u32)>),
+    Ints(Vec<i64>),
+}
+
+/// One dictionary entry of a key.
+pub(crate) enum KeyEntry<'a> {
+    Str(&'a str),
+    Int(i64),
 }
 
 impl KeyCodes {
     /// Codes: `0..len()` for the entries, `len()` for a null key.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        match &self.entries {
+            KeyEntries::Strings(_, ranges) => ranges.len(),
+            KeyEntries::Ints(values) => values.len(),
+        }
     }
 
-    /// Entry `code`'s bytes, when they are UTF-8.
-    pub(crate) fn entry(&self, code: usize) -> Option<&str> {
-        let (start, end) = *self.entries.get(code)?;
-        std::str::from_utf8(&self.dictionary[start as usize..end as usize]).ok()
+    /// Whether the entries are strings (else integers).
+    pub(crate) fn is_string(&self) -> bool {
+        matches!(self.entries, KeyEntries::Strings(..))
+    }
+
+    /// Entry `code`, when it is one (and, for a string, valid UTF-8).
+    pub(crate) fn entry(&self, code: usize) -> Option<KeyEntry<'_>> {
+        match &self.entries {
+            KeyEntries::Strings(dictionary, ranges) => {
+                let (start, end) = *ranges.get(code)?;
+                let bytes = &dictionary[start as usize..end as usize];
+                std::str::from_utf8(bytes).ok().map(KeyEntry::Str)
+            }
+            KeyEntries::Ints(values) => values.get(code).copied().map(KeyEntry::Int),
+        }
     }
 }
 
-/// Decodes a dictionary-encoded BYTE_ARRAY key chunk of `rows` rows into `codes` (one per
-/// row; `dictionary.len()` for a null). `None` when the chunk is not of that shape.
+/// Decodes a dictionary-encoded key chunk of `rows` rows (strings, or integers that polars
+/// reads as `dtype`) into `codes` (one per row; the dictionary's length for a null). `None`
+/// when the chunk is not of that shape.
 pub(crate) fn decode_key_codes(
     Chunk { bytes, meta }: Chunk<'_>,
+    dtype: &ArrowDataType,
     rows: usize,
     codes: &mut Vec<u32>,
     scratch: &mut PageScratch,
 ) -> Option<KeyCodes> {
-    if meta.physical_type() != PhysicalType::ByteArray {
-        return None;
-    }
+    let int_width = match (meta.physical_type(), plain_of(meta, dtype)) {
+        (PhysicalType::ByteArray, _) => None,
+        (_, Some(Plain::I64)) => Some(8),
+        (_, Some(Plain::I32)) => Some(4),
+        _ => return None,
+    };
     if scratch.buffers.is_empty() {
         scratch.buffers.push(Vec::new());
     }
@@ -249,15 +277,22 @@ pub(crate) fn decode_key_codes(
     let optional = meta.descriptor().descriptor.max_def_level == 1;
     let mut pages = PageStream::new(bytes, meta, buffer)?;
     let (dictionary, n) = pages.dictionary()??;
-    let mut entries = Vec::with_capacity(n);
-    let mut at = 0usize;
-    for _ in 0..n {
-        let len = u32::from_le_bytes(dictionary.get(at..at + 4)?.try_into().ok()?) as usize;
-        let start = at + 4;
-        let end = start.checked_add(len).filter(|&e| e <= dictionary.len())?;
-        entries.push((start as u32, end as u32));
-        at = end;
-    }
+    let entries = match int_width {
+        Some(8) => KeyEntries::Ints(plain_entries::<i64>(&dictionary, n)?),
+        Some(_) => KeyEntries::Ints(plain_entries::<i32>(&dictionary, n)?),
+        None => {
+            let mut ranges = Vec::with_capacity(n);
+            let mut at = 0usize;
+            for _ in 0..n {
+                let len = u32::from_le_bytes(dictionary.get(at..at + 4)?.try_into().ok()?) as usize;
+                let start = at + 4;
+                let end = start.checked_add(len).filter(|&e| e <= dictionary.len())?;
+                ranges.push((start as u32, end as u32));
+                at = end;
+            }
+            KeyEntries::Strings(dictionary, ranges)
+        }
+    };
     let null_code = n as u32;
     let mut has_null = false;
     codes.clear();
@@ -318,11 +353,18 @@ pub(crate) fn decode_key_codes(
     if codes.len() != rows {
         return None;
     }
-    Some(KeyCodes {
-        dictionary,
-        entries,
-        has_null,
-    })
+    Some(KeyCodes { entries, has_null })
+}
+
+/// The first `n` PLAIN values of a dictionary page, as i64.
+fn plain_entries<P: PlainValue>(dictionary: &[u8], n: usize) -> Option<Vec<i64>> {
+    let bytes = dictionary.get(..n.checked_mul(P::WIDTH)?)?;
+    Some(
+        bytes
+            .chunks_exact(P::WIDTH)
+            .map(|b| P::read(b).to_i64())
+            .collect(),
+    )
 }
 
 /// Set bits among the first `n` of `bits`, `None` if `bits` is shorter than `n` bits.
