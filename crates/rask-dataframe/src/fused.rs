@@ -14,15 +14,15 @@
 //! kernel, then reports errors, naming file and line as usual.
 //!
 //! Supported: one key column (string or integer), and `sum` (Float64, Int64), `mean` (any
-//! numeric but UInt64), `count`, `size`, and `min`/`max` of integer columns. Anything else
-//! takes the general path.
+//! numeric but UInt64), `count`, `size`, and `min`/`max` of integer and float columns.
+//! Anything else takes the general path.
 
 use std::sync::Arc;
 
 use polars::prelude::{
-    ChunkedArray, Column, DataFrame as PlFrame, DataType, Float64Chunked, Int64Chunked, Int64Type,
-    IntoColumn, IntoLazy, NewChunkedArray, PlHashMap, PlSmallStr, Schema, SchemaRef, StringChunked,
-    col,
+    ChunkedArray, Column, DataFrame as PlFrame, DataType, Float64Chunked, Float64Type,
+    Int64Chunked, Int64Type, IntoColumn, IntoLazy, NewChunkedArray, PlHashMap, PlSmallStr, Schema,
+    SchemaRef, StringChunked, col,
 };
 use polars_arrow::bitmap::Bitmap;
 use rask_error::Result;
@@ -42,6 +42,10 @@ pub(crate) enum FusedKind {
     Size,
     MinI64,
     MaxI64,
+    /// Float minimum and maximum, NaN ignored unless every value is NaN (as polars'
+    /// `min`/`max`).
+    MinF64,
+    MaxF64,
 }
 
 /// One partial column: `name` is the column polars' partial expression would produce.
@@ -129,6 +133,12 @@ impl FusedAgg {
                 }
                 (AggKind::Min, Some(d)) if is_int(d) => cols.push(one(FusedKind::MinI64, p("min"))),
                 (AggKind::Max, Some(d)) if is_int(d) => cols.push(one(FusedKind::MaxI64, p("max"))),
+                (AggKind::Min, Some(d)) if d.is_float() => {
+                    cols.push(one(FusedKind::MinF64, p("min")))
+                }
+                (AggKind::Max, Some(d)) if d.is_float() => {
+                    cols.push(one(FusedKind::MaxF64, p("max")))
+                }
                 _ => return None,
             }
         }
@@ -170,7 +180,10 @@ impl FusedAgg {
 
     /// Whether `kind`'s values are read as Float64 (else Int64).
     pub(crate) fn wants_f64(kind: FusedKind) -> bool {
-        matches!(kind, FusedKind::SumF64)
+        matches!(
+            kind,
+            FusedKind::SumF64 | FusedKind::MinF64 | FusedKind::MaxF64
+        )
     }
 }
 
@@ -335,6 +348,8 @@ impl Partials {
                 FusedKind::SumI64 => self.ints[c].resize(n, 0),
                 FusedKind::MinI64 => self.ints[c].resize(n, i64::MAX),
                 FusedKind::MaxI64 => self.ints[c].resize(n, i64::MIN),
+                // NaN is the identity of f64::min and f64::max.
+                FusedKind::MinF64 | FusedKind::MaxF64 => self.sums_f[c].resize(n, f64::NAN),
                 FusedKind::Count | FusedKind::Size => {}
             }
             self.counts[c].resize(n, 0);
@@ -417,6 +432,20 @@ impl Partials {
                         counts[g] += 1;
                     });
                 }
+                (Values::F64(ca), FusedKind::MinF64) => {
+                    let m = &mut self.sums_f[c];
+                    for_each_valid(gids, ca, |g, v| {
+                        m[g] = m[g].min(v);
+                        counts[g] += 1;
+                    });
+                }
+                (Values::F64(ca), FusedKind::MaxF64) => {
+                    let m = &mut self.sums_f[c];
+                    for_each_valid(gids, ca, |g, v| {
+                        m[g] = m[g].max(v);
+                        counts[g] += 1;
+                    });
+                }
                 (Values::I64(ca), FusedKind::MaxI64) => {
                     let m = &mut self.ints[c];
                     for_each_valid(gids, ca, |g, v| {
@@ -449,6 +478,12 @@ impl Partials {
                 }
                 FusedKind::MinI64 => dst.ints[c][to] = dst.ints[c][to].min(self.ints[c][from]),
                 FusedKind::MaxI64 => dst.ints[c][to] = dst.ints[c][to].max(self.ints[c][from]),
+                FusedKind::MinF64 => {
+                    dst.sums_f[c][to] = dst.sums_f[c][to].min(self.sums_f[c][from])
+                }
+                FusedKind::MaxF64 => {
+                    dst.sums_f[c][to] = dst.sums_f[c][to].max(self.sums_f[c][from])
+                }
                 FusedKind::Count | FusedKind::Size => {}
             }
         }
@@ -544,6 +579,14 @@ impl Accumulator {
                         let m = lanes.ints[slots].iter().copied().max().unwrap_or(i64::MIN);
                         t.ints[c][g] = t.ints[c][g].max(m);
                     }
+                    FusedKind::MinF64 => {
+                        let m = lanes.sums_f[slots].iter().fold(f64::NAN, |a, &b| a.min(b));
+                        t.sums_f[c][g] = t.sums_f[c][g].min(m);
+                    }
+                    FusedKind::MaxF64 => {
+                        let m = lanes.sums_f[slots].iter().fold(f64::NAN, |a, &b| a.max(b));
+                        t.sums_f[c][g] = t.sums_f[c][g].max(m);
+                    }
                     FusedKind::Count | FusedKind::Size => {}
                 }
             }
@@ -571,6 +614,15 @@ impl Accumulator {
                 FusedKind::Size => {
                     Int64Chunked::from_vec(name, t.rows.iter().map(|&c| c as i64).collect())
                         .into_column()
+                }
+                FusedKind::MinF64 | FusedKind::MaxF64 => {
+                    let validity = Bitmap::from_iter(counts.iter().map(|&c| c > 0));
+                    ChunkedArray::<Float64Type>::from_vec_validity(
+                        name,
+                        t.sums_f[c].clone(),
+                        Some(validity),
+                    )
+                    .into_column()
                 }
                 FusedKind::MinI64 | FusedKind::MaxI64 => {
                     let validity = Bitmap::from_iter(counts.iter().map(|&c| c > 0));
@@ -650,10 +702,10 @@ impl CodePartials {
             .cols
             .iter()
             .map(|c| CodeLanes {
-                sums_f: if c.kind == FusedKind::SumF64 {
-                    vec![0.0; n]
-                } else {
-                    Vec::new()
+                sums_f: match c.kind {
+                    FusedKind::SumF64 => vec![0.0; n],
+                    FusedKind::MinF64 | FusedKind::MaxF64 => vec![f64::NAN; n],
+                    _ => Vec::new(),
                 },
                 ints: match c.kind {
                     FusedKind::SumI64 => vec![0; n],
@@ -769,6 +821,8 @@ pub(crate) struct CountOp;
 pub(crate) struct SumI64Op;
 pub(crate) struct MinI64Op;
 pub(crate) struct MaxI64Op;
+pub(crate) struct MinF64Op;
+pub(crate) struct MaxF64Op;
 
 // SAFETY (all ops): `slot < ncodes * LANES`, the length of every non-empty vector of a
 // `CodeLanes` for its kind: callers pass codes checked by `CodePartials::new`.
@@ -813,6 +867,27 @@ impl<P: PlainValue> LaneOp<P> for MaxI64Op {
         unsafe {
             let s = l.ints.get_unchecked_mut(slot);
             *s = (*s).max(v.to_i64());
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+
+impl<P: PlainValue> LaneOp<P> for MinF64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            let s = l.sums_f.get_unchecked_mut(slot);
+            *s = s.min(v.to_f64());
+            *l.counts.get_unchecked_mut(slot) += 1;
+        }
+    }
+}
+impl<P: PlainValue> LaneOp<P> for MaxF64Op {
+    #[inline(always)]
+    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+        unsafe {
+            let s = l.sums_f.get_unchecked_mut(slot);
+            *s = s.max(v.to_f64());
             *l.counts.get_unchecked_mut(slot) += 1;
         }
     }

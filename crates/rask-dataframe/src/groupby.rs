@@ -740,6 +740,8 @@ mod tests {
             Agg::max("Distance").alias("hi"),
             Agg::sum("Distance").alias("ds"),
             Agg::mean("Distance").alias("dm"),
+            Agg::min("DepDelay").alias("dmin"),
+            Agg::max("DepDelay").alias("dmax"),
         ]
     }
 
@@ -755,6 +757,9 @@ mod tests {
             if g.dtype().is_float() {
                 for (a, b) in g.f64().unwrap().iter().zip(w.f64().unwrap().iter()) {
                     match (a, b) {
+                        (Some(a), Some(b)) if a.is_nan() || b.is_nan() => {
+                            assert!(a.is_nan() && b.is_nan(), "{a} vs {b}")
+                        }
                         (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0)),
                         (a, b) => assert_eq!(a, b),
                     }
@@ -848,6 +853,15 @@ mod tests {
         let i32s: Vec<Option<i32>> = (0..n)
             .map(|i| opt(i, 4).then_some((i * 31 % 1000) as i32 - 400))
             .collect();
+        // NaN here and there, and only NaN for one airport.
+        let nans: Vec<Option<f64>> = (0..n)
+            .map(|i| match origin[i] {
+                Some("BOS") => Some(f64::NAN),
+                _ if i % 10 == 3 => Some(f64::NAN),
+                _ if i % 10 == 4 => None,
+                _ => Some((i % 101) as f64 - 50.0),
+            })
+            .collect();
         // Values for one airport only: the other keys have none (their groups still exist).
         let sparse: Vec<Option<f64>> = (0..n)
             .map(|i| (origin[i] == Some("SFO")).then_some(i as f64))
@@ -860,6 +874,7 @@ mod tests {
             "IDict" => i_dict,
             "I32" => i32s,
             "FSparse" => sparse,
+            "FNaN" => nans,
         )
         .unwrap()
     }
@@ -870,6 +885,8 @@ mod tests {
             Agg::sum("FPlain").alias("fps"),
             Agg::count("FPlain").alias("fpc"),
             Agg::mean("FFew").alias("fdm"),
+            Agg::min("FPlain").alias("fpmin"),
+            Agg::max("FFew").alias("ffmax"),
             Agg::sum("FFew").alias("fds"),
             Agg::size(),
             Agg::min("IPlain").alias("ipmin"),
@@ -936,6 +953,9 @@ mod tests {
                 check_kernel_with(&frame, "Origin", &aggs);
                 // Keys whose values are all null: found by scanning the codes.
                 check_kernel_with(&frame, "Origin", &[Agg::mean("FSparse")]);
+                // Float min/max ignore NaN unless a group has nothing else.
+                let nan_aggs = [Agg::min("FNaN").alias("lo"), Agg::max("FNaN").alias("hi")];
+                check_kernel_with(&frame, "Origin", &nan_aggs);
                 // Dictionary-encoded integer keys, 64 and 32 bits.
                 for key in ["IDict", "I32"] {
                     let others: Vec<Agg> =
@@ -945,7 +965,7 @@ mod tests {
                 let taken = PAGE_PATH_ROW_GROUPS.with(|n| n.get()) - before;
                 assert_eq!(
                     taken,
-                    4 * row_groups,
+                    5 * row_groups,
                     "{compression:?}, pages {page_size:?}: row groups by pages"
                 );
             }

@@ -30,8 +30,8 @@ use std::io::Cursor;
 
 use super::snappy;
 use crate::fused::{
-    CodeLanes, CountOp, FusedKind, LaneOp, MaxI64Op, MinI64Op, PlainValue, SumF64Op, SumI64Op,
-    add_mixed_run, add_present_dict_run, add_present_run,
+    CodeLanes, CountOp, FusedKind, LaneOp, MaxF64Op, MaxI64Op, MinF64Op, MinI64Op, PlainValue,
+    SumF64Op, SumI64Op, add_mixed_run, add_present_dict_run, add_present_run,
 };
 
 /// One column chunk's bytes and metadata.
@@ -431,11 +431,17 @@ pub(crate) fn add_value_chunk(
                 FusedKind::MaxI64 => {
                     add_chunk::<$p, MaxI64Op>(chunk, codes, lanes, buffer, value_codes)
                 }
+                FusedKind::MinF64 => {
+                    add_chunk::<$p, MinF64Op>(chunk, codes, lanes, buffer, value_codes)
+                }
+                FusedKind::MaxF64 => {
+                    add_chunk::<$p, MaxF64Op>(chunk, codes, lanes, buffer, value_codes)
+                }
                 FusedKind::Size => Some(()),
             }
         };
     }
-    // Float values only feed float sums and counts (integer kinds take integer columns).
+    // Float values only feed float kinds and counts (integer kinds take integer columns).
     match (plain, kind) {
         (Plain::F64 | Plain::F32, FusedKind::SumI64 | FusedKind::MinI64 | FusedKind::MaxI64) => {
             None

@@ -33,6 +33,8 @@ fn aggs() -> Vec<Agg> {
         Agg::max("Distance").alias("max"),
         Agg::sum("Distance").alias("dsum"),
         Agg::mean("Cancelled").alias("cancelled"),
+        Agg::min("DepDelay").alias("dmin"),
+        Agg::max("DepDelay").alias("dmax"),
     ]
 }
 
@@ -50,6 +52,8 @@ fn oracle(df: &DataFrame, key: &str) -> DataFrame {
             col("Distance").max().alias("max"),
             col("Distance").sum().alias("dsum"),
             col("Cancelled").mean().alias("cancelled"),
+            col("DepDelay").min().alias("dmin"),
+            col("DepDelay").max().alias("dmax"),
         ])
         .collect()
         .unwrap();
