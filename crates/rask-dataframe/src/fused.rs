@@ -824,72 +824,37 @@ pub(crate) struct MaxI64Op;
 pub(crate) struct MinF64Op;
 pub(crate) struct MaxF64Op;
 
-// SAFETY (all ops): `slot < ncodes * LANES`, the length of every non-empty vector of a
-// `CodeLanes` for its kind: callers pass codes checked by `CodePartials::new`.
-impl<P: PlainValue> LaneOp<P> for SumF64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            *l.sums_f.get_unchecked_mut(slot) += v.to_f64();
-            *l.counts.get_unchecked_mut(slot) += 1;
+/// An op that folds each value into one accumulator vector and counts it: `fold(acc, v)`
+/// with the value converted by `to_f64` or `to_i64`.
+macro_rules! folding_op {
+    ($op:ident, $field:ident, $convert:ident, |$acc:ident, $v:ident| $fold:expr) => {
+        impl<P: PlainValue> LaneOp<P> for $op {
+            #[inline(always)]
+            fn apply(l: &mut CodeLanes, slot: usize, v: P) {
+                // SAFETY: `slot < ncodes * LANES`, the length of every non-empty vector of a
+                // `CodeLanes` for its kind: callers pass codes checked by `CodePartials::new`.
+                unsafe {
+                    let $acc = *l.$field.get_unchecked(slot);
+                    let $v = v.$convert();
+                    *l.$field.get_unchecked_mut(slot) = $fold;
+                    *l.counts.get_unchecked_mut(slot) += 1;
+                }
+            }
         }
-    }
+    };
 }
+folding_op!(SumF64Op, sums_f, to_f64, |s, v| s + v);
+folding_op!(SumI64Op, ints, to_i64, |s, v| s.wrapping_add(v));
+folding_op!(MinI64Op, ints, to_i64, |s, v| s.min(v));
+folding_op!(MaxI64Op, ints, to_i64, |s, v| s.max(v));
+folding_op!(MinF64Op, sums_f, to_f64, |s, v| s.min(v));
+folding_op!(MaxF64Op, sums_f, to_f64, |s, v| s.max(v));
+
 impl<P: PlainValue> LaneOp<P> for CountOp {
     #[inline(always)]
     fn apply(l: &mut CodeLanes, slot: usize, _v: P) {
+        // SAFETY: as for the folding ops.
         unsafe { *l.counts.get_unchecked_mut(slot) += 1 };
-    }
-}
-impl<P: PlainValue> LaneOp<P> for SumI64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            let s = l.ints.get_unchecked_mut(slot);
-            *s = s.wrapping_add(v.to_i64());
-            *l.counts.get_unchecked_mut(slot) += 1;
-        }
-    }
-}
-impl<P: PlainValue> LaneOp<P> for MinI64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            let s = l.ints.get_unchecked_mut(slot);
-            *s = (*s).min(v.to_i64());
-            *l.counts.get_unchecked_mut(slot) += 1;
-        }
-    }
-}
-impl<P: PlainValue> LaneOp<P> for MaxI64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            let s = l.ints.get_unchecked_mut(slot);
-            *s = (*s).max(v.to_i64());
-            *l.counts.get_unchecked_mut(slot) += 1;
-        }
-    }
-}
-
-impl<P: PlainValue> LaneOp<P> for MinF64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            let s = l.sums_f.get_unchecked_mut(slot);
-            *s = s.min(v.to_f64());
-            *l.counts.get_unchecked_mut(slot) += 1;
-        }
-    }
-}
-impl<P: PlainValue> LaneOp<P> for MaxF64Op {
-    #[inline(always)]
-    fn apply(l: &mut CodeLanes, slot: usize, v: P) {
-        unsafe {
-            let s = l.sums_f.get_unchecked_mut(slot);
-            *s = s.max(v.to_f64());
-            *l.counts.get_unchecked_mut(slot) += 1;
-        }
     }
 }
 
