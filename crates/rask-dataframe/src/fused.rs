@@ -419,39 +419,19 @@ impl Partials {
                 (Values::F64(ca), FusedKind::Count) => count_valid(gids, ca, counts),
                 (Values::I64(ca), FusedKind::Count) => count_valid(gids, ca, counts),
                 (Values::I64(ca), FusedKind::SumI64) => {
-                    let sums = &mut self.ints[c];
-                    for_each_valid(gids, ca, |g, v| {
-                        sums[g] = sums[g].wrapping_add(v);
-                        counts[g] += 1;
-                    });
+                    fold_valid(gids, ca, &mut self.ints[c], counts, i64::wrapping_add)
                 }
                 (Values::I64(ca), FusedKind::MinI64) => {
-                    let m = &mut self.ints[c];
-                    for_each_valid(gids, ca, |g, v| {
-                        m[g] = m[g].min(v);
-                        counts[g] += 1;
-                    });
-                }
-                (Values::F64(ca), FusedKind::MinF64) => {
-                    let m = &mut self.sums_f[c];
-                    for_each_valid(gids, ca, |g, v| {
-                        m[g] = m[g].min(v);
-                        counts[g] += 1;
-                    });
-                }
-                (Values::F64(ca), FusedKind::MaxF64) => {
-                    let m = &mut self.sums_f[c];
-                    for_each_valid(gids, ca, |g, v| {
-                        m[g] = m[g].max(v);
-                        counts[g] += 1;
-                    });
+                    fold_valid(gids, ca, &mut self.ints[c], counts, i64::min)
                 }
                 (Values::I64(ca), FusedKind::MaxI64) => {
-                    let m = &mut self.ints[c];
-                    for_each_valid(gids, ca, |g, v| {
-                        m[g] = m[g].max(v);
-                        counts[g] += 1;
-                    });
+                    fold_valid(gids, ca, &mut self.ints[c], counts, i64::max)
+                }
+                (Values::F64(ca), FusedKind::MinF64) => {
+                    fold_valid(gids, ca, &mut self.sums_f[c], counts, f64::min)
+                }
+                (Values::F64(ca), FusedKind::MaxF64) => {
+                    fold_valid(gids, ca, &mut self.sums_f[c], counts, f64::max)
                 }
                 (_, kind) => unreachable!("values prepared for {kind:?} by the reader"),
             }
@@ -1072,6 +1052,22 @@ where
                 }
             }
         }
+    });
+}
+
+/// Folds each valid value into its group's accumulator with `fold` and counts it.
+fn fold_valid<T>(
+    gids: &[u32],
+    ca: &ChunkedArray<T>,
+    acc: &mut [T::Native],
+    counts: &mut [u64],
+    fold: impl Fn(T::Native, T::Native) -> T::Native,
+) where
+    T: polars::prelude::PolarsNumericType,
+{
+    for_each_valid(gids, ca, |g, v| {
+        acc[g] = fold(acc[g], v);
+        counts[g] += 1;
     });
 }
 
