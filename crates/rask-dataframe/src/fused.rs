@@ -595,23 +595,12 @@ impl Accumulator {
                     Int64Chunked::from_vec(name, t.rows.iter().map(|&c| c as i64).collect())
                         .into_column()
                 }
+                // A group with no value has no minimum or maximum: null.
                 FusedKind::MinF64 | FusedKind::MaxF64 => {
-                    let validity = Bitmap::from_iter(counts.iter().map(|&c| c > 0));
-                    ChunkedArray::<Float64Type>::from_vec_validity(
-                        name,
-                        t.sums_f[c].clone(),
-                        Some(validity),
-                    )
-                    .into_column()
+                    with_values::<Float64Type>(name, t.sums_f[c].clone(), counts).into_column()
                 }
                 FusedKind::MinI64 | FusedKind::MaxI64 => {
-                    let validity = Bitmap::from_iter(counts.iter().map(|&c| c > 0));
-                    ChunkedArray::<Int64Type>::from_vec_validity(
-                        name,
-                        t.ints[c].clone(),
-                        Some(validity),
-                    )
-                    .into_column()
+                    with_values::<Int64Type>(name, t.ints[c].clone(), counts).into_column()
                 }
             };
             columns.push(column);
@@ -1053,6 +1042,15 @@ where
             }
         }
     });
+}
+
+/// `values` as a column, null where the group counted no value.
+fn with_values<T>(name: PlSmallStr, values: Vec<T::Native>, counts: &[u64]) -> ChunkedArray<T>
+where
+    T: polars::prelude::PolarsNumericType,
+{
+    let validity = Bitmap::from_iter(counts.iter().map(|&c| c > 0));
+    ChunkedArray::<T>::from_vec_validity(name, values, Some(validity))
 }
 
 /// Folds each valid value into its group's accumulator with `fold` and counts it.

@@ -13,7 +13,8 @@ use crate::fused::{self, Accumulator, CodePartials, FusedAgg, FusedKind, Prepare
 impl ParquetSource {
     /// The fused read-and-aggregate of partition `i` (see [`crate::fused`]): row group by
     /// row group, only the key and value column chunks are fetched and decoded; a
-    /// dictionary-encoded string key is grouped by its dictionary codes.
+    /// dictionary-encoded key (string or integer) is grouped by its dictionary codes, by
+    /// the page path when the layout allows (see [`parquet_pages`]).
     pub(super) fn aggregate_partition(
         &self,
         i: usize,
