@@ -5,7 +5,7 @@
 # usage: benches/compare.sh [SUITE] [--rask-only | --peers-only]
 #        benches/compare.sh --report FILE.jsonl [--markdown]
 #
-# Suites: delayed (default), array, dataframe (DF_BENCH_ROWS rows per year, default 2000000;
+# Suites: delayed (default), array, cluster, dataframe (DF_BENCH_ROWS rows per year, default 2000000;
 # DF_BENCH_DATA to use another folder of flights files).
 #
 # Environment:
@@ -155,11 +155,24 @@ suite_dataframe() {
     fi
 }
 
+# A local cluster of 2 worker processes x 1 thread: 200k tasks (Dask: DASK_CLUSTER_N, default
+# 10000 inc, so 20k tasks: at ~2.5 ms a task, 200k would take over 8 minutes), the
+# submit + result round trip, a 256 MB block between workers, scheduler bytes per task.
+suite_cluster() {
+    if [ "$DO_RASK" = 1 ]; then
+        run_rask cluster RASK_CLUSTER_N="${RASK_CLUSTER_N:-10000,100000}" RASK_BENCH_REPEATS="${RASK_BENCH_REPEATS:-3}"
+    fi
+    if [ "$DO_PEERS" = 1 ]; then
+        run_peer dask dask_distributed.py --n "${DASK_CLUSTER_N:-10000}" --repeats "${DASK_BENCH_REPEATS:-3}"
+    fi
+}
+
 case "$SUITE" in
     delayed) ;;
     array) ;;
     dataframe) ;;
-    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe)" >&2; exit 2 ;;
+    cluster) ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe, cluster)" >&2; exit 2 ;;
 esac
 
 ensure_venv

@@ -3,8 +3,10 @@
 //! and by the end-to-end tests in `tests/`.
 
 pub mod array_tutorial;
+pub mod cluster_tutorial;
 pub mod dataframe_tutorial;
 pub mod datasets;
 pub mod delayed_tutorial;
+pub mod emergency_lab;
 pub mod npy;
 pub mod rng;

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 use rask_error::{RaskError, Result};
-use rask_graph::{Key, Layer, Op, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{Key, Layer, Op, OpRegistry, Tokenizer, Value, decode_params, encode_params};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value};
+use crate::dtype::{parse_scalar, with_dtype};
 use crate::{Array, ChunkSpec, Chunks, Element, NumElement};
 
 /// Writes a shape and its chunks into a token.
@@ -30,16 +31,28 @@ struct Full<T> {
     shape: Vec<usize>,
 }
 
-#[derive(Serialize)]
-struct FullParams<'a> {
-    dtype: &'static str,
-    value: f64,
-    shape: &'a [usize],
+#[derive(Serialize, Deserialize)]
+struct FullParams {
+    dtype: String,
+    /// The value written with `{:?}`, which is exact (an `f64` would round large integers).
+    value: String,
+    shape: Vec<usize>,
 }
+
+const FULL: &str = "rask.array.full";
+
+fn decode_full(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: FullParams = decode_params(FULL, params)?;
+    with_dtype!(all: FULL, &p.dtype, |T| Ok(Arc::new(Full::<T> {
+        value: parse_scalar(FULL, &p.value)?,
+        shape: p.shape,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(FULL, decode_full);
 
 impl<T: Element> Op for Full<T> {
     fn name(&self) -> &str {
-        "rask.array.full"
+        FULL
     }
     fn label(&self) -> &str {
         "full"
@@ -48,9 +61,9 @@ impl<T: Element> Op for Full<T> {
         encode_params(
             self.name(),
             &FullParams {
-                dtype: T::DTYPE.name(),
-                value: self.value.to_f64(),
-                shape: &self.shape,
+                dtype: T::DTYPE.name().to_string(),
+                value: format!("{:?}", self.value),
+                shape: self.shape.clone(),
             },
         )
     }
@@ -106,9 +119,9 @@ struct Range1d<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct RangeParams {
-    dtype: &'static str,
+    dtype: String,
     start: f64,
     step: f64,
     offset: usize,
@@ -127,7 +140,7 @@ impl<T: Element> Op for Range1d<T> {
         encode_params(
             self.name(),
             &RangeParams {
-                dtype: T::DTYPE.name(),
+                dtype: T::DTYPE.name().to_string(),
                 start: self.start,
                 step: self.step,
                 offset: self.offset,
@@ -155,6 +168,21 @@ impl<T: Element> Op for Range1d<T> {
         Some(block_nbytes::<T>(&[self.len]))
     }
 }
+
+const RANGE: &str = "rask.array.range";
+
+fn decode_range(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: RangeParams = decode_params(RANGE, params)?;
+    with_dtype!(all: RANGE, &p.dtype, |T| Ok(Arc::new(Range1d::<T> {
+        start: p.start,
+        step: p.step,
+        offset: p.offset,
+        len: p.len,
+        last: p.last,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(RANGE, decode_range);
 
 fn range_array<T: Element>(
     prefix: &str,
@@ -247,9 +275,9 @@ struct EyeBlock<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct EyeParams {
-    dtype: &'static str,
+    dtype: String,
     rows: (usize, usize),
     cols: (usize, usize),
     k: isize,
@@ -266,7 +294,7 @@ impl<T: NumElement> Op for EyeBlock<T> {
         encode_params(
             self.name(),
             &EyeParams {
-                dtype: T::DTYPE.name(),
+                dtype: T::DTYPE.name().to_string(),
                 rows: (self.rows.start, self.rows.end),
                 cols: (self.cols.start, self.cols.end),
                 k: self.k,
@@ -287,6 +315,19 @@ impl<T: NumElement> Op for EyeBlock<T> {
         Some(block_nbytes::<T>(&[self.rows.len(), self.cols.len()]))
     }
 }
+
+const EYE: &str = "rask.array.eye";
+
+fn decode_eye(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: EyeParams = decode_params(EYE, params)?;
+    with_dtype!(num: EYE, &p.dtype, |T| Ok(Arc::new(EyeBlock::<T> {
+        rows: p.rows.0..p.rows.1,
+        cols: p.cols.0..p.cols.1,
+        k: p.k,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(EYE, decode_eye);
 
 /// An `n x m` matrix with ones on diagonal `k` (0 the main one, positive above).
 pub fn eye<T: NumElement>(
@@ -329,9 +370,14 @@ impl<T: Element> Op for FromNdarray<T> {
     fn label(&self) -> &str {
         "array"
     }
+    fn params(&self) -> Option<Vec<u8>> {
+        // The block's own elements (not the whole shared source) in the value codec's
+        // format: params as large as the block, which a task sends once.
+        let (tag, bytes) = self.block_value().encode().ok()?;
+        encode_params(self.name(), &(T::DTYPE.name(), tag, bytes))
+    }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        let info = crate::rechunk::slice_info(&self.ranges);
-        Ok(block_value(self.source.slice(info.as_slice()).to_owned()))
+        Ok(self.block_value())
     }
     fn projected_nbytes(&self, _: &[u64]) -> Option<u64> {
         Some(
@@ -340,6 +386,28 @@ impl<T: Element> Op for FromNdarray<T> {
         )
     }
 }
+
+impl<T: Element> FromNdarray<T> {
+    fn block_value(&self) -> Value {
+        let info = crate::rechunk::slice_info(&self.ranges);
+        block_value(self.source.slice(info.as_slice()).to_owned())
+    }
+}
+
+const FROM_NDARRAY: &str = "rask.array.from_ndarray";
+
+fn decode_from_ndarray(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (dtype, tag, bytes): (&str, &str, &[u8]) = decode_params(FROM_NDARRAY, params)?;
+    with_dtype!(all: FROM_NDARRAY, dtype, |T| {
+        let block: ArrayD<T> = Value::decode(tag, bytes)?.take(&FROM_NDARRAY)?;
+        let ranges = block.shape().iter().map(|&n| 0..n).collect();
+        Ok(Arc::new(FromNdarray::<T> {
+            source: Arc::new(block),
+            ranges,
+        }) as Arc<dyn Op>)
+    })
+}
+rask_graph::register_op!(FROM_NDARRAY, decode_from_ndarray);
 
 /// A chunked array over an in-memory `ndarray` (Dask's `from_array`). The key is a hash of
 /// the data, so the same data gives the same array name.
@@ -378,6 +446,12 @@ impl<T: Element> Op for CheckBlock<T> {
     fn label(&self) -> &str {
         "from_delayed"
     }
+    fn params(&self) -> Option<Vec<u8>> {
+        encode_params(
+            self.name(),
+            &(T::DTYPE.name(), &self.shape, &self.source),
+        )
+    }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let v = &inputs[0];
         let Some(block) = v.downcast_ref::<ArrayD<T>>() else {
@@ -408,6 +482,18 @@ impl<T: Element> Op for CheckBlock<T> {
         Some(block_nbytes::<T>(&self.shape))
     }
 }
+
+const FROM_DELAYED: &str = "rask.array.from_delayed";
+
+fn decode_check_block(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (dtype, shape, source): (&str, Vec<usize>, Key) = decode_params(FROM_DELAYED, params)?;
+    with_dtype!(all: FROM_DELAYED, dtype, |T| Ok(Arc::new(CheckBlock::<T> {
+        shape,
+        source,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(FROM_DELAYED, decode_check_block);
 
 /// A one-block array whose block is the output of task `key` in `layer` (what a
 /// `Delayed<ArrayD<T>>` holds), declared to have `shape`. Running checks the declaration:

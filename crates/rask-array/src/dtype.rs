@@ -165,3 +165,82 @@ impl Element for bool {
         t.write_u8(self as u8);
     }
 }
+
+impl DType {
+    /// The dtype with NumPy's name `name` (what op parameters carry).
+    pub fn from_name(name: &str) -> Option<DType> {
+        [
+            DType::Bool,
+            DType::U8,
+            DType::U16,
+            DType::U32,
+            DType::U64,
+            DType::I8,
+            DType::I16,
+            DType::I32,
+            DType::I64,
+            DType::F32,
+            DType::F64,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name)
+    }
+}
+
+/// The error of an op decoder given a dtype it has no instance for.
+pub(crate) fn unknown_dtype(op: &str, dtype: &str) -> rask_error::RaskError {
+    rask_error::RaskError::Serialization {
+        what: format!("parameters of op `{op}`"),
+        message: format!("no instance of the op for dtype `{dtype}`"),
+    }
+}
+
+/// Runs `$body` with the type alias `$T` bound to the element type named `$dtype` (NumPy's
+/// name) among the listed types, or returns the `unknown_dtype` error naming `$op`. Op
+/// decoders use it to pick the generic instance that built the op: the wire carries the
+/// dtype's name, never a type.
+macro_rules! with_dtype {
+    ($op:expr, $dtype:expr, [$($t:ty),* $(,)?], |$T:ident| $body:expr) => {{
+        let dtype: &str = $dtype;
+        $(
+            if dtype == <$t as $crate::Element>::DTYPE.name() {
+                #[allow(dead_code)]
+                type $T = $t;
+                return $body;
+            }
+        )*
+        Err($crate::dtype::unknown_dtype($op, dtype))
+    }};
+    (all: $op:expr, $dtype:expr, |$T:ident| $body:expr) => {
+        $crate::dtype::with_dtype!(
+            $op, $dtype, [bool, u8, u16, u32, u64, i8, i16, i32, i64, f32, f64], |$T| $body
+        )
+    };
+    (num: $op:expr, $dtype:expr, |$T:ident| $body:expr) => {
+        $crate::dtype::with_dtype!(
+            $op, $dtype, [u8, u16, u32, u64, i8, i16, i32, i64, f32, f64], |$T| $body
+        )
+    };
+}
+pub(crate) use with_dtype;
+
+/// Parses a scalar written with `{:?}` (exact for integers and floats, NaN and infinities
+/// included), naming the op when it does not parse.
+pub(crate) fn parse_scalar<T: std::str::FromStr>(op: &str, s: &str) -> rask_error::Result<T> {
+    s.parse::<T>()
+        .map_err(|_| rask_error::RaskError::Serialization {
+            what: format!("parameters of op `{op}`"),
+            message: format!("`{s}` is not a {}", std::any::type_name::<T>()),
+        })
+}
+
+/// Element blocks and reduction partials cross the wire in the value codec's format.
+macro_rules! register_blocks {
+    ($($t:ty),*) => {$(
+        rask_graph::register_value!(ndarray::ArrayD<$t>);
+        rask_graph::register_value!(crate::reduction::ArgPartial<$t>);
+    )*};
+}
+register_blocks!(bool, u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
+rask_graph::register_value!(crate::reduction::SumCount);
+rask_graph::register_value!(crate::reduction::Moments);

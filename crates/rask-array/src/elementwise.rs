@@ -46,10 +46,11 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn, Zip};
 use rask_error::{RaskError, Result};
-use rask_graph::{Key, Op, Token, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{Key, Op, OpRegistry, Token, Tokenizer, Value, decode_params, encode_params};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value, input_block};
+use crate::dtype::{parse_scalar, with_dtype};
 use crate::{Array, Chunks, Element, FloatElement, NumElement, rechunk};
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +282,7 @@ macro_rules! broadcast_op {
 // ---------------------------------------------------------------------------------------------
 
 /// Binary arithmetic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ArithOp {
     Add,
     Sub,
@@ -303,7 +304,7 @@ impl ArithOp {
 }
 
 /// Comparisons giving booleans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CmpOp {
     Eq,
     Ne,
@@ -327,7 +328,7 @@ impl CmpOp {
 }
 
 /// Every binary kind: arithmetic, comparison, logic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum BinKind {
     Arith(ArithOp),
     Cmp(CmpOp),
@@ -471,12 +472,42 @@ struct Binary<A, U> {
     kernel: BinFn<A, U>,
 }
 
-#[derive(Serialize)]
-struct BinaryParams<'a> {
-    dtype: &'static str,
+#[derive(Serialize, Deserialize)]
+struct BinaryParams {
+    dtype: String,
     kind: BinKind,
-    shape: &'a [usize],
+    shape: Vec<usize>,
 }
+
+const BINARY: &str = "rask.array.binary";
+
+/// Rebuilds a binary op with the kernel its kind and dtype select, as the public methods do.
+fn decode_binary(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: BinaryParams = decode_params(BINARY, params)?;
+    let (kind, shape) = (p.kind, p.shape);
+    match kind {
+        BinKind::Arith(_) => with_dtype!(num: BINARY, &p.dtype, |T| Ok(Arc::new(Binary::<T, T> {
+            kind,
+            shape,
+            kernel: arith_fn::<T>,
+        }) as Arc<dyn Op>)),
+        BinKind::Cmp(_) => with_dtype!(all: BINARY, &p.dtype, |T| Ok(Arc::new(
+            Binary::<T, bool> {
+                kind,
+                shape,
+                kernel: cmp_fn::<T>,
+            }
+        ) as Arc<dyn Op>)),
+        BinKind::And | BinKind::Or => with_dtype!(BINARY, &p.dtype, [bool], |T| Ok(Arc::new(
+            Binary::<T, bool> {
+                kind,
+                shape,
+                kernel: logic_fn,
+            }
+        ) as Arc<dyn Op>)),
+    }
+}
+rask_graph::register_op!(BINARY, decode_binary);
 
 impl<A: Element, U: Element> Op for Binary<A, U> {
     fn name(&self) -> &str {
@@ -489,9 +520,9 @@ impl<A: Element, U: Element> Op for Binary<A, U> {
         encode_params(
             self.name(),
             &BinaryParams {
-                dtype: A::DTYPE.name(),
+                dtype: A::DTYPE.name().to_string(),
                 kind: self.kind,
-                shape: &self.shape,
+                shape: self.shape.clone(),
             },
         )
     }
@@ -634,7 +665,7 @@ fn binary<A: Element, U: Element>(
 // ---------------------------------------------------------------------------------------------
 
 /// The kinds of one-operand elementwise ops; scalars travel in the parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum MapKind {
     /// `block op scalar`, or `scalar op block` when `scalar_left`.
     Arith {
@@ -696,15 +727,106 @@ struct Map<T, U> {
     kernel: MapFn<T, U>,
 }
 
-#[derive(Serialize)]
-struct MapParams<'a> {
-    dtype: &'static str,
-    out_dtype: &'static str,
+#[derive(Serialize, Deserialize)]
+struct MapParams {
+    dtype: String,
+    out_dtype: String,
     kind: MapKind,
     /// The scalars written exactly (`Debug` of integers and floats round-trips).
     scalars: Vec<String>,
-    shape: &'a [usize],
+    shape: Vec<usize>,
 }
+
+const MAP: &str = "rask.array.map";
+
+fn map_op_of<T: Element + std::str::FromStr, U: Element>(
+    p: &MapParams,
+    kernel: MapFn<T, U>,
+) -> Result<Arc<dyn Op>> {
+    if p.out_dtype != U::DTYPE.name() {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{MAP}`"),
+            message: format!(
+                "`{}` of {} gives {}, the parameters say {}",
+                p.kind.name(),
+                T::DTYPE,
+                U::DTYPE,
+                p.out_dtype
+            ),
+        });
+    }
+    let scalars = p
+        .scalars
+        .iter()
+        .map(|s| parse_scalar::<T>(MAP, s))
+        .collect::<Result<Vec<T>>>()?;
+    // The kernels index their scalars: a count that does not fit the kind is refused here,
+    // not a panic in the task.
+    let want = match p.kind {
+        MapKind::Arith { .. } | MapKind::Cmp(_) | MapKind::Powf(_) => 1,
+        MapKind::Clip => 2,
+        _ => 0,
+    };
+    if scalars.len() != want {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{MAP}`"),
+            message: format!(
+                "`{}` takes {want} scalars, got {}",
+                p.kind.name(),
+                scalars.len()
+            ),
+        });
+    }
+    Ok(Arc::new(Map::<T, U> {
+        kind: p.kind,
+        scalars,
+        shape: p.shape.clone(),
+        kernel,
+    }))
+}
+
+/// Rebuilds a one-operand op with the kernel its kind and dtypes select, as the public
+/// methods do.
+fn decode_map(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: MapParams = decode_params(MAP, params)?;
+    match p.kind {
+        MapKind::Arith { .. } => {
+            with_dtype!(num: MAP, &p.dtype, |T| map_op_of::<T, T>(&p, scalar_arith_fn::<T>))
+        }
+        MapKind::Cmp(_) => {
+            with_dtype!(all: MAP, &p.dtype, |T| map_op_of::<T, bool>(&p, scalar_cmp_fn::<T>))
+        }
+        MapKind::Abs | MapKind::Neg => with_dtype!(
+            MAP,
+            &p.dtype,
+            [i8, i16, i32, i64, f32, f64],
+            |T| map_op_of::<T, T>(&p, signed_fn::<T>)
+        ),
+        MapKind::Not => with_dtype!(MAP, &p.dtype, [bool], |T| map_op_of::<T, bool>(&p, not_fn)),
+        MapKind::Sqrt
+        | MapKind::Exp
+        | MapKind::Ln
+        | MapKind::Sin
+        | MapKind::Cos
+        | MapKind::Tan
+        | MapKind::Floor
+        | MapKind::Ceil
+        | MapKind::Round
+        | MapKind::Powf(_)
+        | MapKind::Powi(_) => {
+            with_dtype!(MAP, &p.dtype, [f32, f64], |T| map_op_of::<T, T>(&p, float_fn::<T>))
+        }
+        MapKind::Clip => with_dtype!(all: MAP, &p.dtype, |T| map_op_of::<T, T>(&p, clip_fn::<T>)),
+        MapKind::AsType => with_dtype!(all: MAP, &p.dtype, |T| decode_cast::<T>(&p)),
+    }
+}
+
+/// `astype` from `T`: the second dtype dispatch, on the output.
+fn decode_cast<T: Element + std::str::FromStr>(p: &MapParams) -> Result<Arc<dyn Op>> {
+    with_dtype!(all: MAP, &p.out_dtype, |U| map_op_of::<T, U>(p, cast_fn::<T, U>))
+}
+
+rask_graph::register_op!(MAP, decode_map);
 
 impl<T: Element, U: Element> Op for Map<T, U> {
     fn name(&self) -> &str {
@@ -717,11 +839,11 @@ impl<T: Element, U: Element> Op for Map<T, U> {
         encode_params(
             self.name(),
             &MapParams {
-                dtype: T::DTYPE.name(),
-                out_dtype: U::DTYPE.name(),
+                dtype: T::DTYPE.name().to_string(),
+                out_dtype: U::DTYPE.name().to_string(),
                 kind: self.kind,
                 scalars: self.scalars.iter().map(|s| format!("{s:?}")).collect(),
-                shape: &self.shape,
+                shape: self.shape.clone(),
             },
         )
     }
@@ -945,11 +1067,22 @@ struct Where<T> {
     _t: PhantomData<fn() -> T>,
 }
 
-#[derive(Serialize)]
-struct WhereParams<'a> {
-    dtype: &'static str,
-    shape: &'a [usize],
+#[derive(Serialize, Deserialize)]
+struct WhereParams {
+    dtype: String,
+    shape: Vec<usize>,
 }
+
+const WHERE: &str = "rask.array.where";
+
+fn decode_where(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WhereParams = decode_params(WHERE, params)?;
+    with_dtype!(all: WHERE, &p.dtype, |T| Ok(Arc::new(Where::<T> {
+        shape: p.shape,
+        _t: PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(WHERE, decode_where);
 
 impl<T: Element> Op for Where<T> {
     fn name(&self) -> &str {
@@ -962,8 +1095,8 @@ impl<T: Element> Op for Where<T> {
         encode_params(
             self.name(),
             &WhereParams {
-                dtype: T::DTYPE.name(),
-                shape: &self.shape,
+                dtype: T::DTYPE.name().to_string(),
+                shape: self.shape.clone(),
             },
         )
     }
@@ -1023,7 +1156,9 @@ pub fn where_<T: Element>(cond: &Array<bool>, a: &Array<T>, b: &Array<T>) -> Res
 
 type BlockFn<T, U> = dyn Fn(&ArrayD<T>) -> ArrayD<U> + Send + Sync;
 
-/// One block of `map_blocks`: runs the user's closure and checks the block's shape.
+/// One block of `map_blocks`: runs the user's closure and checks the block's shape. Local
+/// only: a closure cannot cross the wire, so it reports no params (wrap the function in a
+/// `#[rask::delayed]` call per block to send it to a cluster).
 struct MapBlocks<T, U> {
     f: Arc<BlockFn<T, U>>,
     key: Key,

@@ -25,8 +25,10 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, Ix2, LinalgScalar};
 use rask_error::{RaskError, Result};
-use rask_graph::{KeyName, Layer, Op, TaskSpec, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{
+    KeyName, Layer, Op, OpRegistry, TaskSpec, Tokenizer, Value, decode_params, encode_params,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{block_key, block_nbytes, block_value, input_block};
 use crate::reduction::{Combiner, DEFAULT_SPLIT_EVERY, Spec, TreeInput, tree_combine};
@@ -39,12 +41,26 @@ impl MatmulElement for f64 {}
 impl MatmulElement for i32 {}
 impl MatmulElement for i64 {}
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct BlockProductParams {
-    dtype: &'static str,
+    dtype: String,
     rows: usize,
     cols: usize,
 }
+
+const BLOCK_PRODUCT: &str = "rask.array.matmul.block";
+
+fn decode_block_product(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: BlockProductParams = decode_params(BLOCK_PRODUCT, params)?;
+    crate::dtype::with_dtype!(BLOCK_PRODUCT, &p.dtype, [f32, f64, i32, i64], |T| Ok(Arc::new(
+        BlockProduct::<T> {
+            rows: p.rows,
+            cols: p.cols,
+            _t: PhantomData,
+        }
+    ) as Arc<dyn Op>))
+}
+rask_graph::register_op!(BLOCK_PRODUCT, decode_block_product);
 
 /// `a[i, k] . b[k, j]`.
 struct BlockProduct<T> {
@@ -64,7 +80,7 @@ impl<T: MatmulElement> Op for BlockProduct<T> {
         encode_params(
             self.name(),
             &BlockProductParams {
-                dtype: T::DTYPE.name(),
+                dtype: T::DTYPE.name().to_string(),
                 rows: self.rows,
                 cols: self.cols,
             },
@@ -95,7 +111,13 @@ impl<T: MatmulElement> Op for BlockProduct<T> {
 }
 
 /// Adds block products.
-struct BlockSum<T>(PhantomData<fn() -> T>);
+pub(crate) struct BlockSum<T>(PhantomData<fn() -> T>);
+
+impl<T> BlockSum<T> {
+    pub(crate) fn new() -> Self {
+        BlockSum(PhantomData)
+    }
+}
 
 impl<T: MatmulElement> Combiner for BlockSum<T> {
     type Partial = ArrayD<T>;
@@ -181,7 +203,7 @@ pub fn matmul<T: MatmulElement>(a: &Array<T>, b: &Array<T>) -> Result<Array<T>> 
     let layer = Layer::new(tasks, vec![a.layer().clone(), b.layer().clone()]);
     let out_chunks = Chunks::from_sizes(vec![rows.clone(), cols.clone()]);
     Ok(tree_combine(
-        Arc::new(BlockSum::<T>(PhantomData)),
+        Arc::new(BlockSum::<T>::new()),
         TreeInput {
             layer,
             name: prod_name,

@@ -44,8 +44,8 @@ use std::sync::{Arc, OnceLock};
 
 use ndarray::{ArrayD, IxDyn};
 use rask_error::{RaskError, Result};
-use rask_graph::{Op, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{Op, OpRegistry, Tokenizer, Value, decode_params, encode_params};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value};
 use crate::{Array, ChunkSpec, Chunks};
@@ -159,7 +159,7 @@ fn normal_tail(rng: &mut WyRand, negative: bool) -> f64 {
 }
 
 /// What a block draws from.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum Dist {
     Uniform { low: f64, high: f64 },
     Normal { mean: f64, std: f64 },
@@ -184,13 +184,35 @@ struct RandomBlock {
     shape: Vec<usize>,
 }
 
-#[derive(Serialize)]
-struct RandomParams<'a> {
+#[derive(Serialize, Deserialize)]
+struct RandomParams {
     dist: Dist,
     seed: u64,
-    index: &'a [usize],
-    shape: &'a [usize],
+    index: Vec<usize>,
+    shape: Vec<usize>,
 }
+
+const RANDOM: &str = "rask.array.random";
+
+fn decode_random(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: RandomParams = decode_params(RANDOM, params)?;
+    if let Dist::Integers { low, high } = p.dist
+        && high <= low
+    {
+        // `draw` divides by the span: an empty one is refused (the public function does too).
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{RANDOM}`"),
+            message: format!("integers in [{low}, {high}) is empty"),
+        });
+    }
+    Ok(Arc::new(RandomBlock {
+        dist: p.dist,
+        seed: p.seed,
+        index: p.index,
+        shape: p.shape,
+    }))
+}
+rask_graph::register_op!(RANDOM, decode_random);
 
 /// The values of one block, in C order.
 enum Drawn {
@@ -270,8 +292,8 @@ impl Op for RandomBlock {
             &RandomParams {
                 dist: self.dist,
                 seed: self.seed,
-                index: &self.index,
-                shape: &self.shape,
+                index: self.index.clone(),
+                shape: self.shape.clone(),
             },
         )
     }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 use rask_error::{RaskError, Result};
-use rask_graph::{Op, Tokenizer, Value, encode_params};
+use rask_graph::{Op, OpRegistry, Tokenizer, Value, decode_params, encode_params};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value, input_block};
 use crate::{Array, ChunkSpec, Chunks, Element};
@@ -53,6 +53,18 @@ pub(crate) struct Assemble<T> {
     pub shape: Vec<usize>,
     pub pieces: Vec<Piece>,
     pub _t: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A piece's source must lie inside the block it reads (ndarray would panic otherwise; a
+/// decoded op's ranges come from the wire).
+fn check_source(p: &Piece, block: &[usize]) -> rask_error::Result<()> {
+    if p.src.len() != block.len() || p.src.iter().zip(block).any(|(r, &n)| r.end > n) {
+        return Err(rask_error::RaskError::ShapeMismatch(format!(
+            "rechunk: piece {:?} of input {} does not fit its block of shape {block:?}",
+            p.src, p.input
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn slice_info(ranges: &[Range<usize>]) -> Vec<SliceInfoElem> {
@@ -92,6 +104,7 @@ impl<T: Element> Op for Assemble<T> {
             if block.shape() == self.shape.as_slice() {
                 return Ok(inputs[p.input].clone());
             }
+            check_source(p, block.shape())?;
             return Ok(block_value(
                 block.slice(slice_info(&p.src).as_slice()).to_owned(),
             ));
@@ -99,6 +112,7 @@ impl<T: Element> Op for Assemble<T> {
         let mut out = ArrayD::<T>::default(IxDyn(&self.shape));
         for p in &self.pieces {
             let block = input_block::<T>(inputs, p.input, self.name())?;
+            check_source(p, block.shape())?;
             out.slice_mut(slice_info(&p.dst).as_slice())
                 .assign(&block.slice(slice_info(&p.src).as_slice()));
         }
@@ -108,6 +122,48 @@ impl<T: Element> Op for Assemble<T> {
         Some(block_nbytes::<T>(&self.shape))
     }
 }
+
+const ASSEMBLE: &str = "rask.array.assemble";
+
+/// A piece on the wire: (input, src ranges, dst ranges), ranges as (start, end).
+type WirePiece = (usize, Vec<(usize, usize)>, Vec<(usize, usize)>);
+
+fn decode_assemble(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (dtype, shape, pieces): (String, Vec<usize>, Vec<WirePiece>) =
+        decode_params(ASSEMBLE, params)?;
+    let ranges = |v: Vec<(usize, usize)>| -> Vec<Range<usize>> {
+        v.into_iter().map(|(a, b)| a..b).collect()
+    };
+    let pieces: Vec<Piece> = pieces
+        .into_iter()
+        .map(|(input, src, dst)| Piece {
+            input,
+            src: ranges(src),
+            dst: ranges(dst),
+        })
+        .collect();
+    // `execute` slices with these ranges, and ndarray panics on one out of bounds: check
+    // each destination against the output block (sources are checked against the blocks
+    // when they arrive).
+    for p in &pieces {
+        let fits = p.dst.len() == shape.len()
+            && p.src.len() == shape.len()
+            && p.dst.iter().zip(&shape).all(|(r, &n)| r.start <= r.end && r.end <= n)
+            && p.src.iter().zip(&p.dst).all(|(s, d)| s.start <= s.end && s.len() == d.len());
+        if !fits {
+            return Err(rask_error::RaskError::Serialization {
+                what: format!("parameters of op `{ASSEMBLE}`"),
+                message: format!("piece {p:?} does not fit a block of shape {shape:?}"),
+            });
+        }
+    }
+    crate::dtype::with_dtype!(all: ASSEMBLE, &dtype, |T| Ok(Arc::new(Assemble::<T> {
+        shape,
+        pieces,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(ASSEMBLE, decode_assemble);
 
 /// One overlap along an axis: (input block, range in it, range in the output block).
 pub(crate) type Overlap = (usize, Range<usize>, Range<usize>);

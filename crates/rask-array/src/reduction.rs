@@ -47,11 +47,15 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayView1, Axis, IxDyn};
 use rask_error::{RaskError, Result};
-use rask_graph::{Data, Key, KeyName, Layer, Op, TaskSpec, Token, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{
+    Data, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Token, Tokenizer, Value, decode_params,
+    encode_params,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_key, block_nbytes, block_value, input_block};
 use crate::chunks::BlockIndices;
+use crate::dtype::with_dtype;
 use crate::{Array, Chunks, Element, NumElement};
 
 /// Dask's default fan-in of the combine tree.
@@ -227,7 +231,165 @@ struct ChunkParams<'a> {
     axes: &'a [usize],
     offset: &'a [usize],
     shape: &'a [usize],
+    out_elems: usize,
 }
+
+/// [`Spec`] as decoded: owned strings.
+#[derive(Deserialize)]
+struct WireSpec {
+    kind: String,
+    dtype: String,
+    ddof: Option<u64>,
+    flatten: bool,
+}
+
+#[derive(Deserialize)]
+struct WireChunkParams {
+    spec: WireSpec,
+    axes: Vec<usize>,
+    offset: Vec<usize>,
+    shape: Vec<usize>,
+    out_elems: usize,
+}
+
+#[derive(Deserialize)]
+struct WireCombineParams {
+    spec: WireSpec,
+    finalize: Option<Vec<usize>>,
+    out_elems: usize,
+}
+
+const CHUNK: &str = "rask.array.reduce.chunk";
+const COMBINE: &str = "rask.array.reduce.combine";
+
+/// What a decoder does with the reducer a spec names: build a chunk or a combine op.
+trait WithReducer {
+    fn reducer<R: Reducer>(self, r: R) -> Result<Arc<dyn Op>>;
+    /// Combine-only kinds (`matmul`'s block sums) have no chunk step.
+    fn combiner<C: Combiner>(self, c: C) -> Result<Arc<dyn Op>>;
+}
+
+/// Builds the reducer (or combiner) a spec names, for the dtype it names, and hands it to
+/// `w`: the one place that maps a spec back to a type, mirroring the public methods.
+fn with_reducer(op: &'static str, spec: &WireSpec, w: impl WithReducer) -> Result<Arc<dyn Op>> {
+    let bad = |why: String| RaskError::Serialization {
+        what: format!("parameters of op `{op}`"),
+        message: why,
+    };
+    let ddof = || {
+        spec.ddof
+            .map(|d| d as usize)
+            .ok_or_else(|| bad(format!("`{}` needs ddof", spec.kind)))
+    };
+    let dtype = spec.dtype.as_str();
+    match spec.kind.as_str() {
+        "sum" => with_dtype!(num: op, dtype, |T| w.reducer(SumR::<T>::new())),
+        "prod" => with_dtype!(num: op, dtype, |T| w.reducer(ProdR::<T>::new())),
+        "any" => with_dtype!(all: op, dtype, |T| w.reducer(AnyR::<T>::new())),
+        "all" => with_dtype!(all: op, dtype, |T| w.reducer(AllR::<T>::new())),
+        "mean" => with_dtype!(all: op, dtype, |T| w.reducer(MeanR::<T>::new())),
+        kind @ ("min" | "max") => with_dtype!(all: op, dtype, |T| w.reducer(ExtremeR::<T> {
+            max: kind == "max",
+            _t: PhantomData,
+        })),
+        kind @ ("var" | "std") => {
+            let ddof = ddof()?;
+            with_dtype!(all: op, dtype, |T| w.reducer(VarR::<T> {
+                ddof,
+                sqrt: kind == "std",
+                _t: PhantomData,
+            }))
+        }
+        kind @ ("argmin" | "argmax") => with_dtype!(all: op, dtype, |T| w.reducer(ArgR::<T> {
+            max: kind == "argmax",
+            flatten: spec.flatten,
+            _t: PhantomData,
+        })),
+        "matmul" => with_dtype!(op, dtype, [f32, f64, i32, i64], |T| w
+            .combiner(crate::linalg::BlockSum::<T>::new())),
+        other => Err(bad(format!("unknown reduction `{other}`"))),
+    }
+}
+
+fn decode_chunk(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WireChunkParams = decode_params(CHUNK, params)?;
+    struct Chunk {
+        axes: Vec<usize>,
+        offset: Vec<usize>,
+        shape: Vec<usize>,
+        out_elems: usize,
+    }
+    impl WithReducer for Chunk {
+        fn reducer<R: Reducer>(self, r: R) -> Result<Arc<dyn Op>> {
+            let n = self.shape.len();
+            // `execute` indexes these by axis: lengths that do not fit are refused here.
+            if self.offset.len() != n || self.axes.iter().any(|&a| a >= n) {
+                return Err(RaskError::Serialization {
+                    what: format!("parameters of op `{CHUNK}`"),
+                    message: format!(
+                        "axes {:?} and offset {:?} do not fit shape {:?}",
+                        self.axes, self.offset, self.shape
+                    ),
+                });
+            }
+            let label = format!("{}-chunk", r.spec().kind);
+            Ok(Arc::new(ChunkOp {
+                r: Arc::new(r),
+                label,
+                axes: self.axes,
+                offset: self.offset,
+                shape: self.shape,
+                out_elems: self.out_elems,
+            }))
+        }
+        fn combiner<C: Combiner>(self, c: C) -> Result<Arc<dyn Op>> {
+            Err(RaskError::Serialization {
+                what: format!("parameters of op `{CHUNK}`"),
+                message: format!("`{}` has no chunk step", c.spec().kind),
+            })
+        }
+    }
+    let WireChunkParams {
+        spec,
+        axes,
+        offset,
+        shape,
+        out_elems,
+    } = p;
+    let chunk = Chunk {
+        axes,
+        offset,
+        shape,
+        out_elems,
+    };
+    with_reducer(CHUNK, &spec, chunk)
+}
+rask_graph::register_op!(CHUNK, decode_chunk);
+
+fn decode_combine(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WireCombineParams = decode_params(COMBINE, params)?;
+    struct Combine(Option<Vec<usize>>, usize);
+    impl WithReducer for Combine {
+        fn reducer<R: Reducer>(self, r: R) -> Result<Arc<dyn Op>> {
+            self.combiner(r)
+        }
+        fn combiner<C: Combiner>(self, c: C) -> Result<Arc<dyn Op>> {
+            let kind = c.spec().kind;
+            let label = match self.0 {
+                Some(_) => format!("{kind}-aggregate"),
+                None => format!("{kind}-combine"),
+            };
+            Ok(Arc::new(CombineOp {
+                r: Arc::new(c),
+                label,
+                finalize: self.0,
+                out_elems: self.1,
+            }))
+        }
+    }
+    with_reducer(COMBINE, &p.spec, Combine(p.finalize, p.out_elems))
+}
+rask_graph::register_op!(COMBINE, decode_combine);
 
 /// Reduces one input block to a partial.
 struct ChunkOp<R> {
@@ -254,6 +416,7 @@ impl<R: Reducer> Op for ChunkOp<R> {
                 axes: &self.axes,
                 offset: &self.offset,
                 shape: &self.shape,
+                out_elems: self.out_elems,
             },
         )
     }
@@ -276,6 +439,8 @@ struct CombineParams<'a> {
     spec: Spec,
     /// `Some(axes to drop)` on the last level, which finalizes.
     finalize: Option<&'a [usize]>,
+    /// Output elements the task covers (its size projection).
+    out_elems: usize,
 }
 
 /// Merges its inputs' partials; on the last level, finalizes to an output block.
@@ -301,6 +466,7 @@ impl<R: Combiner> Op for CombineOp<R> {
             &CombineParams {
                 spec: self.r.spec(),
                 finalize: self.finalize.as_deref(),
+                out_elems: self.out_elems,
             },
         )
     }
@@ -319,6 +485,13 @@ impl<R: Combiner> Op for CombineOp<R> {
                 let mut out = self.r.finalize(acc);
                 // Descending, so earlier removals do not shift later axes.
                 for &ax in drop.iter().rev() {
+                    if ax >= out.ndim() || out.shape()[ax] != 1 {
+                        return Err(RaskError::ShapeMismatch(format!(
+                            "`{}` drops axis {ax} of a block of shape {:?}",
+                            self.name(),
+                            out.shape()
+                        )));
+                    }
                     out = out.index_axis_move(Axis(ax), 0);
                 }
                 Ok(block_value(out))
@@ -831,6 +1004,15 @@ impl Data for SumCount {
     fn nbytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.sum.len() * 8
     }
+    // Partials cross the wire between combine levels on different workers, and spill.
+    fn spill(&self, w: &mut dyn std::io::Write) -> std::io::Result<bool> {
+        Ok(self.count.spill(w)? && self.sum.spill(w)?)
+    }
+    fn unspill(r: &mut dyn std::io::Read) -> std::io::Result<Self> {
+        let count = u64::unspill(r)?;
+        let sum = ArrayD::<f64>::unspill(r)?;
+        Ok(SumCount { sum, count })
+    }
 }
 
 impl<T: Element> Combiner for MeanR<T> {
@@ -873,6 +1055,21 @@ pub struct Moments {
 impl Data for Moments {
     fn nbytes(&self) -> usize {
         std::mem::size_of::<Self>() + (self.mean.len() + self.m2.len()) * 8
+    }
+    fn spill(&self, w: &mut dyn std::io::Write) -> std::io::Result<bool> {
+        Ok(self.count.spill(w)? && self.mean.spill(w)? && self.m2.spill(w)?)
+    }
+    fn unspill(r: &mut dyn std::io::Read) -> std::io::Result<Self> {
+        let count = u64::unspill(r)?;
+        let mean = ArrayD::<f64>::unspill(r)?;
+        let m2 = ArrayD::<f64>::unspill(r)?;
+        if mean.shape() != m2.shape() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "moments: mean and M2 differ in shape",
+            ));
+        }
+        Ok(Moments { count, mean, m2 })
     }
 }
 
@@ -956,6 +1153,20 @@ pub struct ArgPartial<T> {
 impl<T: Element> Data for ArgPartial<T> {
     fn nbytes(&self) -> usize {
         std::mem::size_of::<Self>() + self.value.len() * (std::mem::size_of::<T>() + 8)
+    }
+    fn spill(&self, w: &mut dyn std::io::Write) -> std::io::Result<bool> {
+        Ok(self.value.spill(w)? && self.index.spill(w)?)
+    }
+    fn unspill(r: &mut dyn std::io::Read) -> std::io::Result<Self> {
+        let value = ArrayD::<T>::unspill(r)?;
+        let index = ArrayD::<i64>::unspill(r)?;
+        if value.shape() != index.shape() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "arg partial: values and indices differ in shape",
+            ));
+        }
+        Ok(ArgPartial { value, index })
     }
 }
 

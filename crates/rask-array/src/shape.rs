@@ -35,8 +35,8 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn};
 use rask_error::{RaskError, Result};
-use rask_graph::{Key, Op, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{Key, Op, Tokenizer, Value, decode_params, encode_params};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value, input_block};
 use crate::{Array, ChunkSpec, Chunks, Element};
@@ -48,12 +48,37 @@ fn tokenize_usizes(t: &mut Tokenizer, v: &[usize]) {
     }
 }
 
-#[derive(Serialize)]
-struct ShapeParams<'a> {
-    dtype: &'static str,
-    shape: &'a [usize],
-    axes: &'a [usize],
+#[derive(Serialize, Deserialize)]
+struct ShapeParams {
+    dtype: String,
+    shape: Vec<usize>,
+    axes: Vec<usize>,
 }
+
+/// The decoder of one blockwise shape op: the kind is in the op's name.
+fn decode_shape(kind: Kind, params: &[u8]) -> Result<Arc<dyn Op>> {
+    let name = kind.op_name();
+    let p: ShapeParams = decode_params(name, params)?;
+    if kind == Kind::Transpose {
+        // ndarray panics on an axis list that is not a permutation.
+        let mut seen = vec![false; p.axes.len()];
+        for &a in &p.axes {
+            if a >= seen.len() || std::mem::replace(&mut seen[a], true) {
+                return Err(RaskError::Serialization {
+                    what: format!("parameters of op `{name}`"),
+                    message: format!("{:?} is not a permutation of the axes", p.axes),
+                });
+            }
+        }
+    }
+    crate::dtype::with_dtype!(all: name, &p.dtype, |T| Ok(
+        ShapeBlock::<T>::new(kind, p.shape, p.axes) as Arc<dyn Op>
+    ))
+}
+rask_graph::register_op!(Kind::Transpose.op_name(), |p, _| decode_shape(Kind::Transpose, p));
+rask_graph::register_op!(Kind::Reshape.op_name(), |p, _| decode_shape(Kind::Reshape, p));
+rask_graph::register_op!(Kind::Broadcast.op_name(), |p, _| decode_shape(Kind::Broadcast, p));
+rask_graph::register_op!(Kind::Alias.op_name(), |p, _| decode_shape(Kind::Alias, p));
 
 /// What one blockwise shape task does with its input block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +91,17 @@ enum Kind {
     Broadcast,
     /// The input block as is.
     Alias,
+}
+
+impl Kind {
+    const fn op_name(self) -> &'static str {
+        match self {
+            Kind::Transpose => "rask.array.transpose",
+            Kind::Reshape => "rask.array.reshape",
+            Kind::Broadcast => "rask.array.broadcast_to",
+            Kind::Alias => "rask.array.alias",
+        }
+    }
 }
 
 /// One blockwise shape task.
@@ -91,12 +127,7 @@ impl<T: Element> ShapeBlock<T> {
 
 impl<T: Element> Op for ShapeBlock<T> {
     fn name(&self) -> &str {
-        match self.kind {
-            Kind::Transpose => "rask.array.transpose",
-            Kind::Reshape => "rask.array.reshape",
-            Kind::Broadcast => "rask.array.broadcast_to",
-            Kind::Alias => "rask.array.alias",
-        }
+        self.kind.op_name()
     }
     fn label(&self) -> &str {
         match self.kind {
@@ -110,9 +141,9 @@ impl<T: Element> Op for ShapeBlock<T> {
         encode_params(
             self.name(),
             &ShapeParams {
-                dtype: T::DTYPE.name(),
-                shape: &self.shape,
-                axes: &self.axes,
+                dtype: T::DTYPE.name().to_string(),
+                shape: self.shape.clone(),
+                axes: self.axes.clone(),
             },
         )
     }

@@ -38,8 +38,8 @@ use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 use rask_error::{RaskError, Result};
-use rask_graph::{Key, Op, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{Key, Op, OpRegistry, Tokenizer, Value, decode_params, encode_params};
+use serde::{Deserialize, Serialize};
 
 use crate::array::{ArrayBuilder, block_nbytes, block_value, input_block};
 use crate::{Array, Chunks, Element};
@@ -219,7 +219,7 @@ fn normalize(arg: SliceArg, n: usize, axis: usize) -> Result<Axis> {
 }
 
 /// What one output block takes from its input block along one axis.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 enum Take {
     /// One element (the axis is dropped).
     Index(usize),
@@ -283,12 +283,25 @@ struct SliceBlock<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
-#[derive(Serialize)]
-struct SliceParams<'a> {
-    dtype: &'static str,
-    takes: &'a [Take],
-    shape: &'a [usize],
+#[derive(Serialize, Deserialize)]
+struct SliceParams {
+    dtype: String,
+    takes: Vec<Take>,
+    shape: Vec<usize>,
 }
+
+const GETITEM: &str = "rask.array.getitem";
+
+fn decode_slice(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: SliceParams = decode_params(GETITEM, params)?;
+    // `execute` checks every take against the block it gets, so nothing more to check here.
+    crate::dtype::with_dtype!(all: GETITEM, &p.dtype, |T| Ok(Arc::new(SliceBlock::<T> {
+        takes: p.takes,
+        shape: p.shape,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(GETITEM, decode_slice);
 
 impl<T: Element> Op for SliceBlock<T> {
     fn name(&self) -> &str {
@@ -301,9 +314,9 @@ impl<T: Element> Op for SliceBlock<T> {
         encode_params(
             self.name(),
             &SliceParams {
-                dtype: T::DTYPE.name(),
-                takes: &self.takes,
-                shape: &self.shape,
+                dtype: T::DTYPE.name().to_string(),
+                takes: self.takes.clone(),
+                shape: self.shape.clone(),
             },
         )
     }

@@ -2,7 +2,9 @@
 //!
 //! `rask demo` runs the Dask tutorial's workloads on the local scheduler with generated data,
 //! showing results, timings and (on a terminal) progress bars. `rask datasets` writes the
-//! tutorial's deterministic datasets (see `datasets/README.md`).
+//! tutorial's deterministic datasets (see `datasets/README.md`). `rask scheduler` and
+//! `rask worker` start the processes of a cluster (see `docs/distributed.md`); the worker runs
+//! the built-in ops (arrays, literals, the examples' functions) that this binary links.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,48 @@ enum Command {
         /// Shorter pauses, fewer tasks and smaller arrays, for a quick check.
         #[arg(long)]
         quick: bool,
+    },
+    /// Run a scheduler: clients and workers connect to it.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port to listen on (0 picks a free one; the address is printed).
+        #[arg(long, default_value_t = 8786)]
+        port: u16,
+        /// Write the address (and token) here, mode 0600, for workers and clients.
+        #[arg(long)]
+        scheduler_file: Option<std::path::PathBuf>,
+        /// Seconds without a message after which a worker is considered gone.
+        #[arg(long, default_value_t = 10.0)]
+        heartbeat_timeout: f64,
+        /// Require this token from every connection.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Run a worker that joins a scheduler.
+    Worker {
+        /// The scheduler's address (`host:port`); or give --scheduler-file.
+        address: Option<String>,
+        #[arg(long)]
+        scheduler_file: Option<std::path::PathBuf>,
+        /// Threads running tasks (default: every core).
+        #[arg(long)]
+        nthreads: Option<u32>,
+        /// Memory limit: bytes, or with a unit (`4GB`, `512MiB`); 0 for none. Spilling
+        /// starts at 60%, new work pauses at 80%, the worker restarts at 95%.
+        #[arg(long, default_value = "0", value_parser = parse_bytes)]
+        memory_limit: u64,
+        /// Where the data port listens (`host:port`).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// The host peers use to reach this worker, when --listen binds a wildcard.
+        #[arg(long)]
+        contact_host: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
     },
     /// Write one of the tutorial's deterministic datasets.
     Datasets {
@@ -109,6 +153,34 @@ enum Dataset {
     },
 }
 
+/// `1000`, `4GB`, `512MiB`, `1.5G` (decimal units for kB/MB/GB, binary for KiB/MiB/GiB).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 4GB or 512MiB)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        other => return Err(format!("unknown unit `{other}` in `{s}`")),
+    };
+    if !(n.is_finite() && n >= 0.0) {
+        return Err(format!("`{s}` is not a size"));
+    }
+    Ok((n * mult) as u64)
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     Csv,
@@ -139,6 +211,12 @@ enum ExecutorArg {
     Threads,
 }
 
+fn rask_distributed_start(
+    opts: rask::distributed::SchedulerOptions,
+) -> anyhow::Result<rask::distributed::SchedulerHandle> {
+    Ok(rask::distributed::start_scheduler(opts)?)
+}
+
 fn report_written(paths: &[std::path::PathBuf], dir: &std::path::Path, t: Instant) {
     let bytes: u64 = paths
         .iter()
@@ -155,6 +233,9 @@ fn report_written(paths: &[std::path::PathBuf], dir: &std::path::Path, t: Instan
 }
 
 fn main() -> anyhow::Result<()> {
+    // A worker started by a LocalCluster running this binary takes its role from the
+    // environment and never returns from here.
+    rask::distributed::init();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
@@ -168,6 +249,73 @@ fn main() -> anyhow::Result<()> {
     .context("installing the Ctrl-C handler")?;
 
     match cli.command {
+        Command::Scheduler {
+            host,
+            port,
+            scheduler_file,
+            heartbeat_timeout,
+            token,
+        } => {
+            if !(heartbeat_timeout.is_finite() && heartbeat_timeout > 0.0) {
+                anyhow::bail!("--heartbeat-timeout must be a positive number of seconds");
+            }
+            let opts = rask::distributed::SchedulerOptions {
+                listen: format!("{host}:{port}"),
+                heartbeat_timeout: Duration::from_secs_f64(heartbeat_timeout),
+                token,
+                scheduler_file,
+                ..Default::default()
+            };
+            let handle = rask_distributed_start(opts)?;
+            println!("rask scheduler listening at {}", handle.address());
+            handle.join();
+            Ok(())
+        }
+        Command::Worker {
+            address,
+            scheduler_file,
+            nthreads,
+            memory_limit,
+            listen,
+            contact_host,
+            name,
+            token,
+        } => {
+            let (address, file_token) = match (address, scheduler_file) {
+                (Some(a), None) => (a, None),
+                (None, Some(f)) => {
+                    let sf = rask::distributed::read_scheduler_file(&f)?;
+                    (sf.address, sf.token)
+                }
+                (Some(_), Some(_)) => {
+                    anyhow::bail!("give the scheduler's address or --scheduler-file, not both")
+                }
+                (None, None) => {
+                    anyhow::bail!("give the scheduler's address or --scheduler-file")
+                }
+            };
+            let mut opts = rask::distributed::WorkerOptions::new(address);
+            if let Some(n) = nthreads {
+                if n == 0 {
+                    anyhow::bail!("--nthreads must be at least 1");
+                }
+                opts.nthreads = n;
+            }
+            opts.memory_limit = memory_limit;
+            opts.listen = listen;
+            opts.contact_host = contact_host;
+            if let Some(n) = name {
+                opts.name = n;
+            }
+            opts.token = token.or(file_token);
+            match rask::distributed::run_worker(opts)? {
+                rask::distributed::WorkerExit::Closed => Ok(()),
+                rask::distributed::WorkerExit::Restart(reason) => {
+                    eprintln!("rask worker: restarting: {reason}");
+                    std::process::exit(rask::distributed::RESTART_EXIT_CODE)
+                }
+            }
+        }
         Command::Demo {
             executor,
             pause_ms,

@@ -96,6 +96,26 @@ pub enum RaskError {
     #[error("object store error on {url}: {message}")]
     ObjectStore { url: String, message: String },
 
+    /// A connection to a scheduler, worker or client failed, or the other side sent
+    /// something this side cannot read. `peer` names the other side (its address or role).
+    #[error("connection to {peer}: {message}")]
+    Comm { peer: String, message: String },
+
+    /// The other side refused the connection (a build or version mismatch, a bad token);
+    /// `reason` names both sides.
+    #[error("{peer} refused the connection: {reason}")]
+    Refused { peer: String, reason: String },
+
+    /// Workers kept dying while running a task (Dask's `KilledWorker`): names the task, its op,
+    /// and each worker with how it died.
+    #[error("task {key} (op `{op}`) was running on workers that died {deaths} times: {message}")]
+    KilledWorker {
+        key: String,
+        op: String,
+        deaths: u32,
+        message: String,
+    },
+
     /// An error returned by user code.
     #[error("{0}")]
     External(#[source] BoxError),

@@ -177,6 +177,26 @@ impl fmt::Debug for Key {
     }
 }
 
+/// On the wire a key is its name and its block index; the name's hash is recomputed on
+/// arrival (it is never sent, so a peer cannot plant a wrong one).
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(self.name.as_str())?;
+        t.serialize_element(&self.index[..])?;
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (name, index): (std::borrow::Cow<'de, str>, Vec<u32>) =
+            serde::Deserialize::deserialize(d)?;
+        Ok(Key::new(KeyName::new(name), index))
+    }
+}
+
 impl From<&str> for Key {
     fn from(s: &str) -> Self {
         Key::named(s)
@@ -187,6 +207,18 @@ impl From<&str> for Key {
 mod tests {
     use super::*;
     use crate::token::tokenize;
+
+    #[test]
+    fn keys_round_trip_through_postcard() {
+        let k = Key::new(KeyName::new("normal-00ff"), [3, 4]);
+        let bytes = postcard::to_stdvec(&k).unwrap();
+        let back: Key = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, k);
+        assert_eq!(back.to_string(), "('normal-00ff', 3, 4)");
+        let single = Key::named("inc-1");
+        let back: Key = postcard::from_bytes(&postcard::to_stdvec(&single).unwrap()).unwrap();
+        assert_eq!(back, single);
+    }
 
     #[test]
     fn display_matches_dask() {

@@ -9,9 +9,14 @@
 //!   with a [`Tokenizer`]: the same in every run, process and machine.
 //! - An [`Op`] is what a task does: a name, serializable parameters, `execute` over input
 //!   [`Value`]s, a projected output size and a [`Cost`]. Built-in ops register in the
-//!   [`OpRegistry`] so a process that did not build a graph can rebuild them by name.
+//!   [`OpRegistry`] so a process that did not build a graph can rebuild them by name: a task
+//!   crosses the wire as `(op name, params, input keys)` ([`OpRegistry::encode`] /
+//!   [`OpRegistry::decode`]); ops that hold closures report no params and stay local.
 //! - A [`Value`] is a type-erased, reference-counted task output that knows its size in bytes;
-//!   types implement [`Data`] to be stored with their true size.
+//!   types implement [`Data`] to be stored with their true size. Values cross the wire (and
+//!   go to disk when spilled) in one format: a type tag plus the bytes [`Data::spill`] writes
+//!   ([`Value::encode`] / [`Value::decode`]); types decodable by tag are registered with
+//!   [`register_value!`] in the [`ValueRegistry`]. [`Literal`]s carry their value that way.
 //! - A [`TaskSpec`] is a key, an op and the keys it reads. A [`Layer`] groups the tasks of one
 //!   operation and points at the layers it reads; collections ([`Collection`]) hold layers.
 //! - A [`Graph`] is the validated, flattened form: tasks in a dense vector addressed by
@@ -54,6 +59,7 @@
 //! # Ok::<(), rask_error::RaskError>(())
 //! ```
 
+mod codec;
 mod graph;
 mod key;
 mod layer;
@@ -64,11 +70,12 @@ pub mod token;
 mod value;
 pub mod visualize;
 
+pub use codec::{ValueDecoder, ValueRegistration, ValueRegistry};
 pub use graph::{Adjacency, Graph, Task, TaskId, TaskSpec};
 pub use key::{BlockIndex, Key, KeyName};
 pub use layer::{Collection, GraphBuilder, Layer};
 pub use op::{
-    COMPOSITE_OP, Composite, Cost, Literal, Op, OpDecoder, OpRegistration, OpRegistry, Step,
+    COMPOSITE_OP, Composite, Cost, LITERAL_OP, Literal, Op, OpDecoder, OpRegistration, OpRegistry, Step,
     StepArg, decode_params, encode_params,
 };
 pub use order::{breadth_first, max_live, order};

@@ -39,6 +39,17 @@ pub trait Op: Send + Sync + 'static {
         None
     }
 
+    /// [`Op::params`], or an error saying why this op cannot leave this process. Override it
+    /// where the reason is worth more than "a closure" (a literal whose type has no wire
+    /// encoding, a step of a composite); [`OpRegistry::encode`] reports it.
+    fn try_params(&self) -> Result<Vec<u8>> {
+        self.params().ok_or_else(|| RaskError::Serialization {
+            what: format!("op `{}`", self.name()),
+            message: "it is a local closure; register a named op to send it to another process"
+                .into(),
+        })
+    }
+
     /// Runs the op. `inputs` are the values of the task's dependencies, in order.
     fn execute(&self, inputs: &[Value]) -> Result<Value>;
 
@@ -88,10 +99,24 @@ impl Literal {
 
 impl Op for Literal {
     fn name(&self) -> &str {
-        "rask.literal"
+        LITERAL_OP
     }
     fn label(&self) -> &str {
         "literal"
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        // The value in its portable form; an error names the op and the value's type.
+        let (tag, bytes) = self
+            .value
+            .encode()
+            .map_err(|e| within(e, &format!("op `{LITERAL_OP}`")))?;
+        postcard::to_stdvec(&(tag, bytes)).map_err(|e| RaskError::Serialization {
+            what: format!("op `{LITERAL_OP}`"),
+            message: e.to_string(),
+        })
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
         Ok(self.value.clone())
@@ -103,6 +128,28 @@ impl Op for Literal {
         Cost::Cheap
     }
 }
+
+/// A serialization error about a part (a value, a step) of `outer`: still a
+/// `Serialization` error (callers match on it), its `what` naming both.
+pub(crate) fn within(e: RaskError, outer: &str) -> RaskError {
+    match e {
+        RaskError::Serialization { what, message } => RaskError::Serialization {
+            what: format!("{what} in {outer}"),
+            message,
+        },
+        other => other.context(outer),
+    }
+}
+
+/// The name `Literal` registers under.
+pub const LITERAL_OP: &str = "rask.literal";
+
+fn decode_literal(params: &[u8], _registry: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (tag, bytes): (&str, &[u8]) = decode_params(LITERAL_OP, params)?;
+    Ok(Arc::new(Literal::new(Value::decode(tag, bytes)?)))
+}
+
+crate::register_op!(LITERAL_OP, decode_literal);
 
 /// Where a step of a [`Composite`] takes an argument from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,18 +262,25 @@ impl Op for Composite {
         &self.name
     }
     fn params(&self) -> Option<Vec<u8>> {
-        // Portable only when every step is.
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        // Portable only when every step is; the error names the first step that is not.
         let mut wire = Vec::with_capacity(self.steps.len());
         for s in &self.steps {
             // A step that is itself a composite goes under `COMPOSITE_OP`, not its own name.
-            let (name, params) = OpRegistry::encode(&*s.op).ok()?;
+            let (name, params) = OpRegistry::encode(&*s.op)
+                .map_err(|e| within(e, &format!("fused op `{}`", self.name)))?;
             wire.push(WireStep {
                 name,
                 params,
                 args: s.args.to_vec(),
             });
         }
-        postcard::to_stdvec(&wire).ok()
+        postcard::to_stdvec(&wire).map_err(|e| RaskError::Serialization {
+            what: format!("fused op `{}`", self.name),
+            message: e.to_string(),
+        })
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         if inputs.len() < self.n_inputs {
@@ -375,6 +429,10 @@ macro_rules! register_op {
 /// Every op decoder linked into this binary, by name.
 pub struct OpRegistry {
     decoders: rustc_hash::FxHashMap<&'static str, OpDecoder>,
+    /// Names registered more than once (two `#[delayed]` functions of one name nested in
+    /// different functions of one module): decoding them would pick one at random, so it is
+    /// refused.
+    ambiguous: rustc_hash::FxHashSet<&'static str>,
 }
 
 impl OpRegistry {
@@ -383,15 +441,30 @@ impl OpRegistry {
         static REG: std::sync::OnceLock<OpRegistry> = std::sync::OnceLock::new();
         REG.get_or_init(|| {
             let mut decoders = rustc_hash::FxHashMap::default();
+            let mut ambiguous = rustc_hash::FxHashSet::default();
             for r in inventory::iter::<OpRegistration> {
-                decoders.insert(r.name, r.decode);
+                // Each `register_op!` is one registration, so a repeated name is always a
+                // second, different op (comparing function pointers would not tell).
+                if decoders.insert(r.name, r.decode).is_some() {
+                    ambiguous.insert(r.name);
+                }
             }
-            OpRegistry { decoders }
+            OpRegistry {
+                decoders,
+                ambiguous,
+            }
         })
     }
 
     pub fn contains(&self, name: &str) -> bool {
         self.decoders.contains_key(name)
+    }
+
+    /// Every registered op name, sorted (for fingerprints and messages).
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.decoders.keys().copied().collect();
+        names.sort_unstable();
+        names
     }
 
     /// Rebuilds an op from its wire form.
@@ -415,17 +488,21 @@ impl OpRegistry {
             .decoders
             .get(name)
             .ok_or_else(|| RaskError::UnknownOp(name.to_string()))?;
+        if self.ambiguous.contains(name) {
+            return Err(RaskError::Serialization {
+                what: format!("op `{name}`"),
+                message: "several ops are registered under this name in this binary (two \
+                          `#[delayed]` functions of one name in one module?): rename one"
+                    .into(),
+            });
+        }
         decode(params, self)
     }
 
     /// The wire form of an op: `(registered name, params)`, or an error naming the op when it
     /// cannot leave this process.
     pub fn encode(op: &dyn Op) -> Result<(String, Vec<u8>)> {
-        let params = op.params().ok_or_else(|| RaskError::Serialization {
-            what: format!("op `{}`", op.name()),
-            message: "it is a local closure; register a named op to send it to another process"
-                .into(),
-        })?;
+        let params = op.try_params()?;
         let name = if op.as_composite().is_some() {
             COMPOSITE_OP.to_string()
         } else {

@@ -62,11 +62,32 @@ pub trait Data: Any + Send + Sync + Clone {
     }
 
     /// Reads back `n` values written by [`Data::spill_slice`].
+    ///
+    /// `n` may come from untrusted bytes (a value decoded off the wire): implementations must
+    /// not allocate for `n` items before reading them.
     fn unspill_vec(r: &mut dyn Read, n: usize) -> io::Result<Vec<Self>>
     where
         Self: Sized,
     {
-        (0..n).map(|_| Self::unspill(r)).collect()
+        let mut out = Vec::with_capacity(n.min(PREALLOC_ITEMS));
+        for _ in 0..n {
+            grow_exact(&mut out, n, 1);
+            out.push(Self::unspill(r)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The most items a `Vec` is given up front when reading `n` of them back: beyond it, the
+/// vector grows as items actually arrive.
+const PREALLOC_ITEMS: usize = 1 << 16;
+
+/// Makes room for `k` more items in a vector that will hold `n` in all, doubling (never past
+/// `n`, so a complete read ends with no spare capacity: `nbytes` counts capacity).
+fn grow_exact<T>(v: &mut Vec<T>, n: usize, k: usize) {
+    if v.capacity() - v.len() < k {
+        let target = (v.capacity() * 2).max(v.len() + k).min(n.max(v.len() + k));
+        v.reserve_exact(target - v.len());
     }
 }
 
@@ -96,12 +117,15 @@ macro_rules! spill_number {
         }
         fn unspill_vec(r: &mut dyn Read, n: usize) -> io::Result<Vec<Self>> {
             const SIZE: usize = std::mem::size_of::<$t>();
-            let mut out = Vec::with_capacity(n);
+            // `n` may come from the wire: the vector grows with the bytes actually read, so a
+            // hostile length fails at the end of the input instead of allocating up front.
+            let mut out = Vec::with_capacity(n.min(PREALLOC_ITEMS));
             let mut buf = vec![0u8; SIZE * n.min(8192)];
             let mut left = n;
             while left > 0 {
                 let k = left.min(8192);
                 r.read_exact(&mut buf[..k * SIZE])?;
+                grow_exact(&mut out, n, k);
                 out.extend(buf[..k * SIZE].chunks_exact(SIZE).map(|c| {
                     <$t>::from_le_bytes(c.try_into().expect("chunks_exact gives SIZE bytes"))
                 }));
@@ -159,7 +183,14 @@ impl Data for bool {
     fn unspill(r: &mut dyn Read) -> io::Result<Self> {
         let mut b = [0u8; 1];
         r.read_exact(&mut b)?;
-        Ok(b[0] != 0)
+        match b[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{other} is not a bool (0 or 1)"),
+            )),
+        }
     }
 }
 
@@ -186,6 +217,20 @@ impl Data for () {
         t.write_str("()");
         true
     }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        // One byte, not none: every spilled item then costs at least a byte, so a hostile
+        // `Vec<()>` length runs out of input instead of looping 2^60 times.
+        w.write_all(&[0])?;
+        Ok(true)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        if b[0] != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a ()"));
+        }
+        Ok(())
+    }
 }
 
 impl Data for std::time::Duration {
@@ -193,6 +238,23 @@ impl Data for std::time::Duration {
         t.write_str("Duration");
         t.write_u128(self.as_nanos());
         true
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        w.write_all(&self.as_secs().to_le_bytes())?;
+        w.write_all(&self.subsec_nanos().to_le_bytes())?;
+        Ok(true)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let secs = u64::unspill(r)?;
+        let nanos = u32::unspill(r)?;
+        if nanos >= 1_000_000_000 {
+            // `Duration::new` would carry them into the seconds and could overflow (panic).
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{nanos} nanoseconds is not a fraction of a second"),
+            ));
+        }
+        Ok(std::time::Duration::new(secs, nanos))
     }
 }
 
@@ -266,6 +328,30 @@ impl<T: Data> Data for Option<T> {
             }
         }
     }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        match self {
+            None => {
+                w.write_all(&[0])?;
+                Ok(true)
+            }
+            Some(v) => {
+                w.write_all(&[1])?;
+                v.spill(w)
+            }
+        }
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        match b[0] {
+            0 => Ok(None),
+            1 => T::unspill(r).map(Some),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{other} is not an Option tag (0 or 1)"),
+            )),
+        }
+    }
 }
 
 impl<T: Data> Data for Arc<T> {
@@ -274,6 +360,12 @@ impl<T: Data> Data for Arc<T> {
     }
     fn tokenize(&self, t: &mut Tokenizer) -> bool {
         (**self).tokenize(t)
+    }
+    fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+        (**self).spill(w)
+    }
+    fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+        T::unspill(r).map(Arc::new)
     }
 }
 
@@ -290,6 +382,14 @@ macro_rules! data_tuple {
                 let ($($n,)+) = self;
                 t.write_str("tuple");
                 true $(&& $n.tokenize(t))+
+            }
+            fn spill(&self, w: &mut dyn Write) -> io::Result<bool> {
+                #[allow(non_snake_case)]
+                let ($($n,)+) = self;
+                Ok(true $(&& $n.spill(w)?)+)
+            }
+            fn unspill(r: &mut dyn Read) -> io::Result<Self> {
+                Ok(($($n::unspill(r)?,)+))
             }
         }
     };

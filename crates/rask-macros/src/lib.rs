@@ -16,8 +16,19 @@
 //! of cloning it; `&str` reads a `String` and `&[T]` a `Vec<T>`.
 //!
 //! Options: `#[delayed(pure)]` gives deterministic keys (equal calls share one task), as
-//! Dask's `delayed(pure=True)`; `#[delayed(name = "load")]` sets the key prefix. The op is
-//! named by the function's module path, so a worker that links the same binary finds it.
+//! Dask's `delayed(pure=True)`; `#[delayed(name = "load")]` sets the key prefix.
+//!
+//! # Crossing the wire
+//!
+//! The op is named by the function's path (`module_path!()::ident`), and the expansion
+//! registers, inside the function's body, a decoder under that name (through `inventory`)
+//! holding the same function pointer, so a worker that runs the same binary rebuilds the call
+//! from `(name, params)`; the params are the literal arguments in their portable form
+//! (`rask_graph::Value::encode`) and the positions of the dependencies. It also registers the
+//! return type and each parameter's stored type with the value codec, so results and literal
+//! arguments decode on the other side. A type without `Data::spill` still compiles: sending
+//! a value of it fails with an error naming the type. Two functions of one name nested in
+//! different functions of one module share an op name; decoding such a name is refused.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -185,6 +196,14 @@ fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         quote!(#body_ident(#(#names),*))
     };
 
+    // The types whose values cross the wire for this function: its result and what each
+    // parameter stores (a literal argument travels as one). Registering a type without a
+    // spill implementation compiles; encoding a value of it fails, naming the type.
+    let value_types = std::iter::once(&out_ty).chain(kinds.iter().map(|k| match k {
+        ParamKind::Owned(t) => t,
+        ParamKind::Borrowed { stored } => stored,
+    }));
+
     Ok(quote! {
         #(#attrs)*
         #[allow(clippy::too_many_arguments)]
@@ -197,6 +216,25 @@ fn expand(opts: Options, func: ItemFn) -> syn::Result<TokenStream2> {
                 let __out: #out_ty = #call_result;
                 Ok(::rask::Value::new(__out))
             }
+
+            // A worker running this binary rebuilds the call from its name: the decoder
+            // holds the same function pointer.
+            fn __rask_decode(
+                __params: &[u8],
+                _: &::rask::__private::OpRegistry,
+            ) -> ::rask::Result<::std::sync::Arc<dyn ::rask::__private::Op>> {
+                ::rask::__private::decode_call(
+                    concat!(module_path!(), "::", stringify!(#ident)),
+                    #label,
+                    __rask_call,
+                    __params,
+                )
+            }
+            ::rask::__private::register_op!(
+                concat!(module_path!(), "::", stringify!(#ident)),
+                __rask_decode
+            );
+            #( ::rask::__private::register_value!(#value_types); )*
 
             let mut __call = ::rask::__private::Call::new(
                 concat!(module_path!(), "::", stringify!(#ident)),

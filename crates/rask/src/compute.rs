@@ -36,6 +36,9 @@ pub struct Config {
     pub spill_dir: Option<std::path::PathBuf>,
     pub callbacks: Vec<Arc<dyn Callback>>,
     pub cancel: CancelToken,
+    /// When set, `compute` and `persist` run on this cluster instead of in this process
+    /// (see [`crate::distributed::Client::set_as_default`]).
+    pub client: Option<crate::distributed::Client>,
 }
 
 impl Config {
@@ -49,7 +52,14 @@ impl Config {
             spill_dir: None,
             callbacks: Vec::new(),
             cancel: CancelToken::new(),
+            client: None,
         }
+    }
+
+    /// Runs computations on a cluster through `client` (`None`: in this process).
+    pub fn with_client(mut self, client: Option<crate::distributed::Client>) -> Self {
+        self.client = client;
+        self
     }
 
     pub fn with_executor(mut self, executor: Executor) -> Self {
@@ -94,6 +104,12 @@ impl Default for Config {
 }
 
 static DEFAULT: RwLock<Option<Config>> = RwLock::new(None);
+
+/// Makes `client` the default for computations (keeping the rest of the default config).
+pub(crate) fn set_default_client(client: Option<crate::distributed::Client>) {
+    let config = Config::default().with_client(client);
+    set_config(config);
+}
 
 /// Sets the process-wide default configuration.
 pub fn set_config(config: Config) {
@@ -190,6 +206,9 @@ fn run_options(config: &Config, title: &str) -> RunOptions {
 
 /// Computes a collection (or a tuple or `Vec` of them, sharing intermediates) with `config`.
 pub fn compute_with<C: Collection + ?Sized>(c: &C, config: &Config) -> Result<C::Output> {
+    if let Some(client) = &config.client {
+        return client.compute(c);
+    }
     let plan = Plan::new(c, config.optimize)?;
     let (values, _) = plan.run(config)?;
     c.finalize(values)
@@ -205,6 +224,19 @@ pub fn compute<C: Collection + ?Sized>(c: &C) -> Result<C::Output> {
 pub trait Persist: Collection + Sized {
     /// The same collection with each output key bound to its computed value.
     fn with_values(&self, values: Vec<Value>) -> Result<Self>;
+
+    /// The same collection with each output key's task replaced by `ops[i]` (no inputs): how
+    /// a collection persisted on a cluster points at values that stay on the workers.
+    fn with_remote_ops(&self, ops: Vec<Arc<dyn rask_graph::Op>>) -> Result<Self> {
+        let _ = ops;
+        Err(crate::RaskError::invalid_argument(
+            "collection",
+            format!(
+                "{} cannot be persisted on a cluster",
+                std::any::type_name::<Self>()
+            ),
+        ))
+    }
 }
 
 /// Computes and keeps the result in memory: the returned collection has the same keys but
@@ -214,6 +246,9 @@ pub fn persist<C: Persist>(c: &C) -> Result<C> {
 }
 
 pub fn persist_with<C: Persist>(c: &C, config: &Config) -> Result<C> {
+    if let Some(client) = &config.client {
+        return client.persist(c);
+    }
     let plan = Plan::new(c, config.optimize)?;
     let (values, _) = plan.run(config)?;
     c.with_values(values)

@@ -4,9 +4,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use rask_graph::{
-    Collection, Data, GraphBuilder, Key, KeyName, Layer, Literal, Op, TaskSpec, Token, Tokenizer,
-    Value,
+    Collection, Data, GraphBuilder, Key, KeyName, Layer, Literal, Op, OpRegistry, TaskSpec, Token,
+    Tokenizer, Value, decode_params,
 };
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use crate::{RaskError, Result};
@@ -191,12 +192,38 @@ enum Slot {
     Input(u32),
 }
 
+/// A [`Slot`] on the wire: a literal in its portable form ([`Value::encode`]) or an input
+/// position.
+#[derive(Serialize, Deserialize)]
+enum WireSlot<'a> {
+    Literal {
+        tag: &'a str,
+        #[serde(borrow)]
+        bytes: &'a [u8],
+    },
+    Input(u32),
+}
+
 /// The op of a delayed call: a function and where each argument comes from.
+///
+/// Portable when the function is a plain pointer registered under the op's name (what
+/// `#[delayed]`, [`sum`] and the operators on built-in numbers register) and every literal
+/// argument has a wire encoding: the params are the slots, the function is found by name.
+/// Closures ([`delayed`], [`Delayed::map`], [`tree_reduce`]) stay in this process.
 struct CallOp {
     name: &'static str,
     label: &'static str,
     func: Func,
     slots: SmallVec<[Slot; 2]>,
+}
+
+impl CallOp {
+    fn local_error(&self, why: &str) -> RaskError {
+        RaskError::Serialization {
+            what: format!("op `{}`", self.name),
+            message: format!("{why}; only `#[delayed]` functions can be sent to another process"),
+        }
+    }
 }
 
 impl Op for CallOp {
@@ -206,20 +233,101 @@ impl Op for CallOp {
     fn label(&self) -> &str {
         self.label
     }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        if let Func::Closure(_) = self.func {
+            return Err(self.local_error("it is a closure"));
+        }
+        // Same binary on both sides: a name not registered here is not registered there
+        // (a generic `sum` or operator over a type rask does not know).
+        if !OpRegistry::global().contains(self.name) {
+            return Err(self.local_error("no decoder is registered under its name"));
+        }
+        let encoded: Vec<Option<(&'static str, Vec<u8>)>> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s {
+                Slot::Literal(v) => v.encode().map(Some).map_err(|e| match e {
+                    // Still a serialization error, naming the argument, the op and the type.
+                    RaskError::Serialization { what, message } => RaskError::Serialization {
+                        what: format!("{what} (argument {i} of op `{}`)", self.name),
+                        message,
+                    },
+                    other => other,
+                }),
+                Slot::Input(_) => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        let wire: Vec<WireSlot<'_>> = self
+            .slots
+            .iter()
+            .zip(&encoded)
+            .map(|(s, e)| match (s, e) {
+                (Slot::Input(i), _) => WireSlot::Input(*i),
+                (Slot::Literal(_), Some((tag, bytes))) => WireSlot::Literal { tag, bytes },
+                (Slot::Literal(_), None) => unreachable!("every literal was encoded above"),
+            })
+            .collect();
+        postcard::to_stdvec(&wire).map_err(|e| RaskError::Serialization {
+            what: format!("op `{}`", self.name),
+            message: e.to_string(),
+        })
+    }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let args: SmallVec<[Value; 4]> = self
             .slots
             .iter()
             .map(|s| match s {
-                Slot::Literal(v) => v.clone(),
-                Slot::Input(i) => inputs[*i as usize].clone(),
+                Slot::Literal(v) => Ok(v.clone()),
+                // A decoded op's positions come from the wire: a bad one is an error.
+                Slot::Input(i) => inputs.get(*i as usize).cloned().ok_or_else(|| {
+                    RaskError::invalid_argument(
+                        "inputs",
+                        format!(
+                            "op `{}` reads input {i}, the task has {}",
+                            self.name,
+                            inputs.len()
+                        ),
+                    )
+                }),
             })
-            .collect();
+            .collect::<Result<_>>()?;
         match &self.func {
             Func::Ptr(f) => f(&args),
             Func::Closure(f) => f(&args),
         }
     }
+}
+
+/// Rebuilds a call op from its params: what the decoders `#[delayed]`, [`sum`] and the
+/// operators register call, with their function pointer.
+#[doc(hidden)]
+pub fn decode_call(
+    name: &'static str,
+    label: &'static str,
+    f: fn(&[Value]) -> Result<Value>,
+    params: &[u8],
+) -> Result<Arc<dyn Op>> {
+    let wire: Vec<WireSlot<'_>> = decode_params(name, params)?;
+    let slots = wire
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| match w {
+            WireSlot::Input(p) => Ok(Slot::Input(p)),
+            WireSlot::Literal { tag, bytes } => Value::decode(tag, bytes)
+                .map(Slot::Literal)
+                .map_err(|e| e.context(format!("argument {i} of op `{name}`"))),
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(CallOp {
+        name,
+        label,
+        func: Func::Ptr(f),
+        slots,
+    }))
 }
 
 /// Builds one call task. Used by `#[delayed]`'s expansion and by the function form.
@@ -497,19 +605,22 @@ impl_call_with!(A0 X0 0, A1 X1 1, A2 X2 2, A3 X3 3);
 impl_call_with!(A0 X0 0, A1 X1 1, A2 X2 2, A3 X3 3, A4 X4 4);
 impl_call_with!(A0 X0 0, A1 X1 1, A2 X2 2, A3 X3 3, A4 X4 4, A5 X5 5);
 
-/// Sums many `Delayed`s in one task (Dask's `delayed(sum)(values)`).
+fn sum_values<T: Data + std::iter::Sum<T>>(args: &[Value]) -> Result<Value> {
+    let mut items = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        items.push(a.get::<T>(&format_args!("item {i} of sum"))?.clone());
+    }
+    Ok(Value::new(items.into_iter().sum::<T>()))
+}
+
+/// Sums many `Delayed`s in one task (Dask's `delayed(sum)(values)`). Over the built-in
+/// numbers the op is `rask.sum<T>` and portable; over other types it is `rask.sum`, local.
 pub fn sum<T>(items: impl IntoIterator<Item = Delayed<T>>) -> Delayed<T>
 where
     T: Data + std::iter::Sum<T>,
 {
-    fn sum_values<T: Data + std::iter::Sum<T>>(args: &[Value]) -> Result<Value> {
-        let mut items = Vec::with_capacity(args.len());
-        for (i, a) in args.iter().enumerate() {
-            items.push(a.get::<T>(&format_args!("item {i} of sum"))?.clone());
-        }
-        Ok(Value::new(items.into_iter().sum::<T>()))
-    }
-    let mut call = Call::new("rask.sum", "sum", Func::Ptr(sum_values::<T>), true);
+    let name = typed_op_name::<T>("sum").unwrap_or("rask.sum");
+    let mut call = Call::new(name, "sum", Func::Ptr(sum_values::<T>), true);
     if let Some(t) = call.tokenizer.as_mut() {
         t.write_str(std::any::type_name::<T>());
     }
@@ -568,8 +679,27 @@ pub fn tree_reduce<T: Data>(
     Ok(level.pop().expect("non-empty"))
 }
 
+/// The value of argument `i` of an operator task (an error, not a panic, when a decoded op
+/// reads too few).
+fn operand<'a, T: 'static>(args: &'a [Value], i: usize, what: &'static str) -> Result<&'a T> {
+    args.get(i)
+        .ok_or_else(|| RaskError::invalid_argument("inputs", format!("missing {what}")))?
+        .get::<T>(&what)
+}
+
 macro_rules! binary_op {
-    ($trait:ident, $method:ident, $label:literal, $scalars:tt) => {
+    ($trait:ident, $method:ident, $apply:ident, $label:literal, $scalars:tt) => {
+        fn $apply<T, U>(args: &[Value]) -> Result<Value>
+        where
+            T: Data + std::ops::$trait<U>,
+            U: Data,
+            <T as std::ops::$trait<U>>::Output: Data,
+        {
+            let a = operand::<T>(args, 0, concat!("left operand of ", $label))?.clone();
+            let b = operand::<U>(args, 1, concat!("right operand of ", $label))?.clone();
+            Ok(Value::new(std::ops::$trait::$method(a, b)))
+        }
+
         impl<T, U> std::ops::$trait<Delayed<U>> for Delayed<T>
         where
             T: Data + std::ops::$trait<U>,
@@ -578,17 +708,14 @@ macro_rules! binary_op {
         {
             type Output = Delayed<<T as std::ops::$trait<U>>::Output>;
             fn $method(self, rhs: Delayed<U>) -> Self::Output {
-                fn apply<T, U>(args: &[Value]) -> Result<Value>
-                where
-                    T: Data + std::ops::$trait<U>,
-                    U: Data,
-                    <T as std::ops::$trait<U>>::Output: Data,
-                {
-                    let a = args[0].get::<T>(&concat!("left operand of ", $label))?.clone();
-                    let b = args[1].get::<U>(&concat!("right operand of ", $label))?.clone();
-                    Ok(Value::new(std::ops::$trait::$method(a, b)))
-                }
-                binary_call::<T, U, _>(concat!("rask.", $label), $label, apply::<T, U>, self, rhs)
+                // Both operands of one built-in number type: a named, portable op.
+                let name = if std::any::TypeId::of::<T>() == std::any::TypeId::of::<U>() {
+                    typed_op_name::<T>($label)
+                } else {
+                    None
+                };
+                let name = name.unwrap_or(concat!("rask.", $label));
+                binary_call::<T, U, _>(name, $label, $apply::<T, U>, self, rhs)
             }
         }
 
@@ -651,6 +778,7 @@ fn binary_call<T: Data, U: Data, O: Data>(
 binary_op!(
     Add,
     add,
+    apply_add,
     "add",
     [
         i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
@@ -659,6 +787,7 @@ binary_op!(
 binary_op!(
     Sub,
     sub,
+    apply_sub,
     "sub",
     [
         i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
@@ -667,6 +796,7 @@ binary_op!(
 binary_op!(
     Mul,
     mul,
+    apply_mul,
     "mul",
     [
         i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
@@ -675,6 +805,7 @@ binary_op!(
 binary_op!(
     Div,
     div,
+    apply_div,
     "truediv",
     [
         i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
@@ -683,11 +814,20 @@ binary_op!(
 binary_op!(
     Rem,
     rem,
+    apply_rem,
     "mod",
     [
         i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64
     ]
 );
+
+fn apply_neg<T>(args: &[Value]) -> Result<Value>
+where
+    T: Data + std::ops::Neg,
+    <T as std::ops::Neg>::Output: Data,
+{
+    Ok(Value::new(-operand::<T>(args, 0, "operand of neg")?.clone()))
+}
 
 impl<T> std::ops::Neg for Delayed<T>
 where
@@ -696,14 +836,8 @@ where
 {
     type Output = Delayed<<T as std::ops::Neg>::Output>;
     fn neg(self) -> Self::Output {
-        fn apply<T>(args: &[Value]) -> Result<Value>
-        where
-            T: Data + std::ops::Neg,
-            <T as std::ops::Neg>::Output: Data,
-        {
-            Ok(Value::new(-args[0].get::<T>(&"operand of neg")?.clone()))
-        }
-        let mut call = Call::new("rask.neg", "neg", Func::Ptr(apply::<T>), true);
+        let name = typed_op_name::<T>("neg").unwrap_or("rask.neg");
+        let mut call = Call::new(name, "neg", Func::Ptr(apply_neg::<T>), true);
         if let Some(t) = call.tokenizer.as_mut() {
             t.write_str(std::any::type_name::<T>());
         }
@@ -711,3 +845,79 @@ where
         call.finish()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Named ops over the built-in numbers.
+//
+// `sum` and the operators are generic functions, so their pointers cannot be found by one name:
+// over each built-in number type they get a name of their own (`rask.add<i64>`) with a decoder
+// that rebuilds the call with that instantiation. Over any other type the name stays generic
+// (`rask.add`) and unregistered, so the op is local (its `params` say so).
+
+macro_rules! typed_ops {
+    (signed: [$($s:ty),*], unsigned: [$($u:ty),*]) => {
+        /// The registered name of `op` (`sum`, `add`, `sub`, `mul`, `truediv`, `mod`, `neg`)
+        /// over `T`, when `T` is a built-in number.
+        fn typed_op_name<T: 'static>(op: &str) -> Option<&'static str> {
+            let id = std::any::TypeId::of::<T>();
+            $(
+                if id == std::any::TypeId::of::<$s>() {
+                    return typed_ops!(@names op, $s, [sum, add, sub, mul, truediv, mod, neg]);
+                }
+            )*
+            $(
+                if id == std::any::TypeId::of::<$u>() {
+                    return typed_ops!(@names op, $u, [sum, add, sub, mul, truediv, mod]);
+                }
+            )*
+            None
+        }
+        $(
+            typed_ops!(@register $s, sum_values, sum);
+            typed_ops!(@register $s, apply_add, add);
+            typed_ops!(@register $s, apply_sub, sub);
+            typed_ops!(@register $s, apply_mul, mul);
+            typed_ops!(@register $s, apply_div, truediv);
+            typed_ops!(@register $s, apply_rem, mod);
+            typed_ops!(@register1 $s, apply_neg, neg);
+        )*
+        $(
+            typed_ops!(@register $u, sum_values, sum);
+            typed_ops!(@register $u, apply_add, add);
+            typed_ops!(@register $u, apply_sub, sub);
+            typed_ops!(@register $u, apply_mul, mul);
+            typed_ops!(@register $u, apply_div, truediv);
+            typed_ops!(@register $u, apply_rem, mod);
+        )*
+    };
+    (@name $op:ident, $t:ty) => {
+        concat!("rask.", stringify!($op), "<", stringify!($t), ">")
+    };
+    (@names $op:ident, $t:ty, [$($name:ident),*]) => {
+        match $op {
+            $(stringify!($name) => Some(typed_ops!(@name $name, $t)),)*
+            _ => None,
+        }
+    };
+    // `sum` takes one type parameter, the operators two (both operands the same type).
+    (@register $t:ty, sum_values, $op:ident) => {
+        rask_graph::register_op!(typed_ops!(@name $op, $t), |params, _| {
+            decode_call(typed_ops!(@name $op, $t), stringify!($op), sum_values::<$t>, params)
+        });
+    };
+    (@register $t:ty, $apply:ident, $op:ident) => {
+        rask_graph::register_op!(typed_ops!(@name $op, $t), |params, _| {
+            decode_call(typed_ops!(@name $op, $t), stringify!($op), $apply::<$t, $t>, params)
+        });
+    };
+    (@register1 $t:ty, $apply:ident, $op:ident) => {
+        rask_graph::register_op!(typed_ops!(@name $op, $t), |params, _| {
+            decode_call(typed_ops!(@name $op, $t), stringify!($op), $apply::<$t>, params)
+        });
+    };
+}
+
+typed_ops!(
+    signed: [i8, i16, i32, i64, i128, isize, f32, f64],
+    unsigned: [u8, u16, u32, u64, u128, usize]
+);

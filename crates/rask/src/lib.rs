@@ -42,6 +42,7 @@
 
 mod compute;
 mod delayed;
+pub mod distributed;
 mod visualize;
 
 pub use compute::{
@@ -134,8 +135,14 @@ pub mod prelude {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::delayed::{Arg, Call, Func};
+    //! What `#[rask::delayed]`'s expansion names: the call builder, and the registrations
+    //! that make each function portable (its op decoder, its value types).
+    pub use crate::delayed::{Arg, Call, Func, decode_call};
     use crate::{RaskError, Result, Value};
+    pub use rask_graph::__private::inventory;
+    pub use rask_graph::{
+        Op, OpRegistration, OpRegistry, ValueRegistration, register_op, register_value,
+    };
 
     /// Clones argument `name` out of its value (moved out would need ownership of the Arc).
     pub fn arg_owned<T: crate::Data>(v: &Value, name: &str) -> Result<T> {

@@ -158,6 +158,24 @@ impl Collection for Store {
     }
 }
 
+/// A path as op parameters carry it: its raw bytes, exact for every Unix path (UTF-8 or
+/// not; a lossy string would point a worker at another file).
+pub(super) fn path_to_wire(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+/// The path [`path_to_wire`] wrote.
+pub(super) fn path_from_wire(bytes: Vec<u8>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(bytes))
+}
+
+/// The dtype an op's parameters name.
+pub(super) fn dtype_from_wire(op: &str, name: &str) -> Result<crate::DType> {
+    crate::DType::from_name(name).ok_or_else(|| crate::dtype::unknown_dtype(op, name))
+}
+
 /// Turns what the user passed into the path the ops carry: `file://` URLs become local
 /// paths, other URLs (`s3://`, `http(s)://`, ...) are kept as they are (a `PathBuf` holding a
 /// URL joins with `/` like a path), plain paths are unchanged.

@@ -41,10 +41,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rask_error::{RaskError, Result};
-use rask_graph::{Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value, encode_params};
-use serde::Serialize;
+use rask_graph::{
+    Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Tokenizer, Value, decode_params, encode_params,
+};
+use serde::{Deserialize, Serialize};
 
-use super::{Store, check_native, decode_block, encode_block, for_each_run};
+use super::{
+    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run,
+    path_from_wire, path_to_wire,
+};
 use crate::array::{ArrayBuilder, block_nbytes};
 use crate::{Array, ChunkSpec, Chunks, DType, Element, input_block};
 
@@ -515,14 +520,41 @@ struct ReadBlock {
     ranges: Vec<Range<usize>>,
 }
 
-#[derive(Serialize)]
-struct ReadBlockParams<'a> {
-    path: String,
-    dtype: &'static str,
+#[derive(Serialize, Deserialize)]
+struct ReadBlockParams {
+    path: Vec<u8>,
+    dtype: String,
     data_offset: u64,
-    shape: &'a [usize],
+    shape: Vec<usize>,
     ranges: Vec<(usize, usize)>,
 }
+
+fn wire_ranges(op: &str, shape: &[usize], ranges: Vec<(usize, usize)>) -> Result<Vec<Range<usize>>> {
+    // The block must lie inside the array: the run walk indexes by these.
+    if ranges.len() != shape.len()
+        || ranges.iter().zip(shape).any(|(&(a, b), &n)| a > b || b > n)
+    {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{op}`"),
+            message: format!("ranges {ranges:?} do not fit shape {shape:?}"),
+        });
+    }
+    Ok(ranges.into_iter().map(|(a, b)| a..b).collect())
+}
+
+const READ_NPY: &str = "rask.array.read_npy";
+
+fn decode_read_block(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: ReadBlockParams = decode_params(READ_NPY, params)?;
+    Ok(Arc::new(ReadBlock {
+        path: Arc::new(path_from_wire(p.path)),
+        dtype: dtype_from_wire(READ_NPY, &p.dtype)?,
+        data_offset: p.data_offset,
+        ranges: wire_ranges(READ_NPY, &p.shape, p.ranges)?,
+        shape: Arc::new(p.shape),
+    }))
+}
+rask_graph::register_op!(READ_NPY, decode_read_block);
 
 impl ReadBlock {
     fn block_shape(&self) -> Vec<usize> {
@@ -544,10 +576,10 @@ impl Op for ReadBlock {
         encode_params(
             self.name(),
             &ReadBlockParams {
-                path: self.path.to_string_lossy().into_owned(),
-                dtype: self.dtype.name(),
+                path: path_to_wire(&self.path),
+                dtype: self.dtype.name().to_string(),
                 data_offset: self.data_offset,
-                shape: &self.shape,
+                shape: self.shape.to_vec(),
                 ranges: ranges_params(&self.ranges),
             },
         )
@@ -670,12 +702,24 @@ struct CreateFile {
     data_len: u64,
 }
 
-#[derive(Serialize)]
-struct CreateFileParams<'a> {
-    path: String,
-    header: &'a [u8],
+#[derive(Serialize, Deserialize)]
+struct CreateFileParams {
+    path: Vec<u8>,
+    header: Vec<u8>,
     data_len: u64,
 }
+
+const TO_NPY_CREATE: &str = "rask.array.to_npy.create";
+
+fn decode_create_file(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: CreateFileParams = decode_params(TO_NPY_CREATE, params)?;
+    Ok(Arc::new(CreateFile {
+        path: Arc::new(path_from_wire(p.path)),
+        header: p.header,
+        data_len: p.data_len,
+    }))
+}
+rask_graph::register_op!(TO_NPY_CREATE, decode_create_file);
 
 impl Op for CreateFile {
     fn name(&self) -> &str {
@@ -688,8 +732,8 @@ impl Op for CreateFile {
         encode_params(
             self.name(),
             &CreateFileParams {
-                path: self.path.to_string_lossy().into_owned(),
-                header: &self.header,
+                path: path_to_wire(&self.path),
+                header: self.header.clone(),
                 data_len: self.data_len,
             },
         )
@@ -716,14 +760,31 @@ struct WriteBlock<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
-#[derive(Serialize)]
-struct WriteBlockParams<'a> {
-    path: String,
-    dtype: &'static str,
+#[derive(Serialize, Deserialize)]
+struct WriteBlockParams {
+    path: Vec<u8>,
+    dtype: String,
     data_offset: u64,
-    shape: &'a [usize],
+    shape: Vec<usize>,
     ranges: Vec<(usize, usize)>,
 }
+
+const TO_NPY: &str = "rask.array.to_npy";
+
+fn decode_write_block(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WriteBlockParams = decode_params(TO_NPY, params)?;
+    let ranges = wire_ranges(TO_NPY, &p.shape, p.ranges)?;
+    let path = Arc::new(path_from_wire(p.path));
+    let shape = Arc::new(p.shape);
+    crate::dtype::with_dtype!(all: TO_NPY, &p.dtype, |T| Ok(Arc::new(WriteBlock::<T> {
+        path,
+        data_offset: p.data_offset,
+        shape,
+        ranges,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(TO_NPY, decode_write_block);
 
 impl<T: Element> Op for WriteBlock<T> {
     fn name(&self) -> &str {
@@ -736,10 +797,10 @@ impl<T: Element> Op for WriteBlock<T> {
         encode_params(
             self.name(),
             &WriteBlockParams {
-                path: self.path.to_string_lossy().into_owned(),
-                dtype: T::DTYPE.name(),
+                path: path_to_wire(&self.path),
+                dtype: T::DTYPE.name().to_string(),
                 data_offset: self.data_offset,
-                shape: &self.shape,
+                shape: self.shape.to_vec(),
                 ranges: ranges_params(&self.ranges),
             },
         )
@@ -922,11 +983,47 @@ struct CreateStack {
     info: String,
 }
 
-#[derive(Serialize)]
-struct CreateStackParams<'a> {
-    dir: String,
-    info: &'a str,
+#[derive(Serialize, Deserialize)]
+struct CreateStackParams {
+    dir: Vec<u8>,
+    info: String,
 }
+
+const TO_NPY_STACK_CREATE: &str = "rask.array.to_npy_stack.create";
+
+fn decode_create_stack(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: CreateStackParams = decode_params(TO_NPY_STACK_CREATE, params)?;
+    Ok(Arc::new(CreateStack {
+        dir: Arc::new(path_from_wire(p.dir)),
+        info: p.info,
+    }))
+}
+rask_graph::register_op!(TO_NPY_STACK_CREATE, decode_create_stack);
+
+const TO_NPY_STACK: &str = "rask.array.to_npy_stack";
+
+fn decode_write_file(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (dtype, path): (String, Vec<u8>) = decode_params(TO_NPY_STACK, params)?;
+    let path = path_from_wire(path);
+    crate::dtype::with_dtype!(all: TO_NPY_STACK, &dtype, |T| Ok(Arc::new(WriteFile::<T> {
+        path,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(TO_NPY_STACK, decode_write_file);
+
+const READ_NPY_STACK: &str = "rask.array.read_npy_stack";
+
+fn decode_read_file(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (path, dtype, shape): (Vec<u8>, String, Vec<usize>) =
+        decode_params(READ_NPY_STACK, params)?;
+    Ok(Arc::new(ReadFile {
+        path: path_from_wire(path),
+        dtype: dtype_from_wire(READ_NPY_STACK, &dtype)?,
+        shape,
+    }))
+}
+rask_graph::register_op!(READ_NPY_STACK, decode_read_file);
 
 impl Op for CreateStack {
     fn name(&self) -> &str {
@@ -939,8 +1036,8 @@ impl Op for CreateStack {
         encode_params(
             self.name(),
             &CreateStackParams {
-                dir: self.dir.to_string_lossy().into_owned(),
-                info: &self.info,
+                dir: path_to_wire(&self.dir),
+                info: self.info.clone(),
             },
         )
     }
@@ -970,7 +1067,7 @@ impl<T: Element> Op for WriteFile<T> {
     fn params(&self) -> Option<Vec<u8>> {
         encode_params(
             self.name(),
-            &(T::DTYPE.name(), self.path.to_string_lossy().into_owned()),
+            &(T::DTYPE.name(), path_to_wire(&self.path)),
         )
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
@@ -1024,11 +1121,7 @@ impl Op for ReadFile {
     fn params(&self) -> Option<Vec<u8>> {
         encode_params(
             self.name(),
-            &(
-                self.path.to_string_lossy().into_owned(),
-                self.dtype.name(),
-                &self.shape,
-            ),
+            &(path_to_wire(&self.path), self.dtype.name(), &self.shape),
         )
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {

@@ -62,11 +62,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rask_error::{RaskError, Result};
-use rask_graph::{Op, Tokenizer, Value, encode_params};
+use rask_graph::{Op, OpRegistry, Tokenizer, Value, decode_params, encode_params};
 use serde_json::{Value as Json, json};
 
 use super::npy::{bad_file, tokenize_chunks, tokenize_file};
-use super::{Store, check_native, decode_block, encode_block, for_each_run};
+use super::{
+    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run,
+    path_from_wire, path_to_wire,
+};
 use crate::array::{ArrayBuilder, block_nbytes};
 use crate::{Array, ChunkSpec, Chunks, DType, Element, input_block};
 
@@ -452,7 +455,7 @@ impl Op for CreateArray {
     fn params(&self) -> Option<Vec<u8>> {
         encode_params(
             self.name(),
-            &(self.dir.to_string_lossy().into_owned(), &self.meta),
+            &(path_to_wire(&self.dir), &self.meta),
         )
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
@@ -492,7 +495,7 @@ impl<T: Element> Op for WriteChunk<T> {
             self.name(),
             &(
                 T::DTYPE.name(),
-                self.path.to_string_lossy().into_owned(),
+                path_to_wire(&self.path),
                 &*self.chunk_shape,
                 &self.block_shape,
                 self.gzip,
@@ -631,6 +634,71 @@ pub fn to_zarr_with<T: Element>(
     }))
 }
 
+const TO_ZARR_CREATE: &str = "rask.array.to_zarr.create";
+
+fn decode_create_array(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (dir, meta): (Vec<u8>, String) = decode_params(TO_ZARR_CREATE, params)?;
+    Ok(Arc::new(CreateArray {
+        dir: Arc::new(path_from_wire(dir)),
+        meta,
+    }))
+}
+rask_graph::register_op!(TO_ZARR_CREATE, decode_create_array);
+
+/// A block that is not inside its chunk would index past the chunk's bytes.
+fn check_block_in_chunk(op: &str, chunk: &[usize], block: &[usize]) -> Result<()> {
+    if chunk.len() != block.len() || block.iter().zip(chunk).any(|(b, c)| b > c) {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{op}`"),
+            message: format!("block shape {block:?} does not fit chunk shape {chunk:?}"),
+        });
+    }
+    Ok(())
+}
+
+const TO_ZARR: &str = "rask.array.to_zarr";
+
+fn decode_write_chunk(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    type P = (String, Vec<u8>, Vec<usize>, Vec<usize>, Option<u32>);
+    let (dtype, path, chunk_shape, block_shape, gzip): P = decode_params(TO_ZARR, params)?;
+    check_block_in_chunk(TO_ZARR, &chunk_shape, &block_shape)?;
+    let (path, chunk_shape) = (path_from_wire(path), Arc::new(chunk_shape));
+    crate::dtype::with_dtype!(all: TO_ZARR, &dtype, |T| Ok(Arc::new(WriteChunk::<T> {
+        path,
+        chunk_shape,
+        block_shape,
+        gzip,
+        _t: std::marker::PhantomData,
+    }) as Arc<dyn Op>))
+}
+rask_graph::register_op!(TO_ZARR, decode_write_chunk);
+
+const READ_ZARR: &str = "rask.array.read_zarr";
+
+fn decode_read_chunk(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    type P = (Vec<u8>, String, bool, bool, Vec<u8>, Vec<usize>, Vec<usize>);
+    let (path, dtype, big, gzip, fill, chunk_shape, block_shape): P =
+        decode_params(READ_ZARR, params)?;
+    let dtype = dtype_from_wire(READ_ZARR, &dtype)?;
+    check_block_in_chunk(READ_ZARR, &chunk_shape, &block_shape)?;
+    if fill.len() != dtype.itemsize() {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{READ_ZARR}`"),
+            message: format!("a fill value of {} bytes for {dtype}", fill.len()),
+        });
+    }
+    Ok(Arc::new(ReadChunk {
+        path: path_from_wire(path),
+        dtype,
+        endian: if big { Endian::Big } else { Endian::Little },
+        gzip,
+        fill: Arc::new(fill),
+        chunk_shape: Arc::new(chunk_shape),
+        block_shape,
+    }))
+}
+rask_graph::register_op!(READ_ZARR, decode_read_chunk);
+
 /// Reads one chunk file (a missing one is all fill value), trimmed to its block.
 struct ReadChunk {
     path: PathBuf,
@@ -716,7 +784,7 @@ impl Op for ReadChunk {
         encode_params(
             self.name(),
             &(
-                self.path.to_string_lossy().into_owned(),
+                path_to_wire(&self.path),
                 self.dtype.name(),
                 self.endian == Endian::Big,
                 self.gzip,

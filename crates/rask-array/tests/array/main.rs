@@ -11,4 +11,5 @@ mod reduction;
 mod shape;
 mod slicing;
 mod storage;
+mod wire;
 mod zarr;

@@ -323,3 +323,59 @@ proptest! {
         let _ = OpRegistry::global().decode(COMPOSITE_OP, &bytes);
     }
 }
+
+#[test]
+fn literals_round_trip_and_execute_to_the_same_value() {
+    use rask_graph::{LITERAL_OP, Literal};
+    assert!(OpRegistry::global().contains(LITERAL_OP));
+    let values = [
+        Value::new(42i64),
+        Value::new(String::from("héllo")),
+        Value::new(vec![1.5f64, -0.0, f64::INFINITY]),
+        Value::new(Some(7u32)),
+        Value::new((String::from("k"), 3i64)),
+    ];
+    for v in values {
+        let lit = Literal::new(v.clone());
+        let (name, params) = OpRegistry::encode(&lit).unwrap();
+        assert_eq!(name, LITERAL_OP);
+        let back = OpRegistry::global().decode(&name, &params).unwrap();
+        assert_eq!(back.name(), LITERAL_OP);
+        let out = back.execute(&[]).unwrap();
+        assert_eq!(out.type_name(), v.type_name());
+        // Same bytes in the portable form: the same value.
+        assert_eq!(out.encode().unwrap(), v.encode().unwrap());
+        assert_eq!(back.params().unwrap(), params);
+    }
+    let back = round_trip(&Literal::new(Value::new(vec![1i64, 2, 3])));
+    let out = back.execute(&[]).unwrap();
+    assert_eq!(out.get::<Vec<i64>>(&"lit").unwrap(), &vec![1, 2, 3]);
+}
+
+#[test]
+fn literals_of_unportable_values_name_the_op() {
+    use rask_graph::Literal;
+    #[derive(Clone)]
+    struct Local;
+    impl rask_graph::Data for Local {}
+    let err = OpRegistry::encode(&Literal::new(Value::new(Local)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rask.literal"), "{err}");
+    // A corrupt literal (unknown tag, short bytes) is an error, not a panic.
+    let bad = postcard::to_stdvec(&("no::Such", vec![1u8])).unwrap();
+    let err = OpRegistry::global()
+        .decode("rask.literal", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no::Such"), "{err}");
+    let short = postcard::to_stdvec(&(std::any::type_name::<i64>(), vec![1u8])).unwrap();
+    assert!(OpRegistry::global().decode("rask.literal", &short).is_err());
+}
+
+#[test]
+fn the_registry_lists_sorted_names() {
+    let names = OpRegistry::global().names();
+    assert!(names.windows(2).all(|w| w[0] < w[1]));
+    assert!(names.contains(&ADD_CONST) && names.contains(&"rask.literal"));
+}

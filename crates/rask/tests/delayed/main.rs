@@ -12,6 +12,7 @@ mod large;
 mod macro_form;
 mod operators;
 mod visualize;
+mod wire;
 
 use std::sync::mpsc;
 use std::time::Duration;

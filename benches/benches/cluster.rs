@@ -1,0 +1,195 @@
+//! rask on a local cluster of worker processes (this binary's own, same-binary model):
+//!
+//! * `cluster_inc_add`: N `inc` tasks plus a pairwise tree of `add` (2N - 1 tasks, the
+//!   delayed bench's graph), submitted from a client and run on 2 workers of 1 thread each;
+//!   the time includes building, submitting and the result's return. `RASK_CLUSTER_N`
+//!   (default 100000: 200k tasks).
+//! * `cluster_roundtrip`: one `submit` + `result` of a trivial task, median of many.
+//! * `cluster_transfer`: a 256 MB `f64` block made on a worker, then fetched from that
+//!   worker's data port (the path a worker's input fetch takes: request, value frame,
+//!   decode), in GB/s.
+//! * `scheduler_bytes_per_task`: the scheduler state's heap per task after one submission of
+//!   1M tasks (the same graph) with no worker to run them.
+//!
+//! `cargo bench -p rask-benches --bench cluster [-- --json]`; `benches/compare.sh cluster` runs
+//! it beside Dask distributed.
+
+use std::time::{Duration, Instant};
+
+use rask::distributed::{Client, LocalCluster, LocalClusterOptions};
+use rask::prelude::*;
+use rask_benches::{emit, json_requested, median_time, s, sizes_from_env};
+
+#[rask::delayed]
+fn inc(x: i64) -> i64 {
+    x + 1
+}
+
+#[rask::delayed]
+fn add(x: i64, y: i64) -> i64 {
+    x + y
+}
+
+#[rask::delayed]
+fn block(n: u64) -> Vec<f64> {
+    (0..n).map(|i| i as f64).collect()
+}
+
+fn build(n: usize) -> Delayed<i64> {
+    let mut level: Vec<Delayed<i64>> = (0..n as i64).map(inc).collect();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some(a) = it.next() {
+            match it.next() {
+                Some(b) => next.push(add(a, b)),
+                None => next.push(a),
+            }
+        }
+        level = next;
+    }
+    level.pop().expect("n >= 1")
+}
+
+fn main() -> anyhow::Result<()> {
+    rask::distributed::init();
+    let json = json_requested();
+    let sizes = sizes_from_env("RASK_CLUSTER_N", &[100_000]);
+    let repeats: usize = std::env::var("RASK_BENCH_REPEATS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+
+    let cluster = std::sync::Arc::new(LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        memory_limit: 0,
+        ..Default::default()
+    })?);
+    let client = Client::on(cluster.clone())?;
+
+    for &n in &sizes {
+        let tasks = 2 * n - 1;
+        let expected: i64 = (0..n as i64).map(|i| i + 1).sum();
+        let (t, got) = median_time(repeats, || {
+            // Impure calls: fresh keys every repeat, so nothing is reused from the last run.
+            let total = build(n);
+            client.compute(&total).expect("cluster compute")
+        });
+        anyhow::ensure!(got == expected, "wrong total {got}, expected {expected}");
+        emit(
+            json,
+            &[
+                ("bench", s("cluster_inc_add")),
+                ("n", n.to_string()),
+                ("scheduler", s("cluster-2x1")),
+                ("tasks", tasks.to_string()),
+                ("median_s", t.as_secs_f64().to_string()),
+                ("us_per_task", (t.as_secs_f64() * 1e6 / tasks as f64).to_string()),
+            ],
+            &format!(
+                "{tasks:>8} tasks on 2 workers: {:>8.3} s, {:>7.2} us/task",
+                t.as_secs_f64(),
+                t.as_secs_f64() * 1e6 / tasks as f64
+            ),
+        );
+    }
+
+    // Round trips: warm up, then time each submit + result.
+    for i in 0..50 {
+        client.submit(&inc(i))?.result()?;
+    }
+    let mut rtts: Vec<Duration> = (0..500)
+        .map(|i| {
+            let t = Instant::now();
+            let v = client.submit(&inc(i)).and_then(|f| f.result());
+            assert_eq!(v.expect("round trip"), i + 1);
+            t.elapsed()
+        })
+        .collect();
+    rtts.sort();
+    let rtt = rtts[rtts.len() / 2];
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_roundtrip")),
+            ("n", "1".into()),
+            ("scheduler", s("cluster-2x1")),
+            ("median_s", rtt.as_secs_f64().to_string()),
+            ("p90_s", rtts[rtts.len() * 9 / 10].as_secs_f64().to_string()),
+        ],
+        &format!(
+            "submit + result round trip: median {:.1} us, p90 {:.1} us",
+            rtt.as_secs_f64() * 1e6,
+            rtts[rtts.len() * 9 / 10].as_secs_f64() * 1e6
+        ),
+    );
+
+    // 256 MB block: made on a worker, then fetched from its data port.
+    let len = 32 * 1024 * 1024u64;
+    let mut rates = Vec::new();
+    for _ in 0..repeats {
+        let f = client.submit(&block(len))?;
+        client
+            .raw()
+            .wait(std::slice::from_ref(f.key()), true, None)?;
+        let t = Instant::now();
+        let v = f.result()?;
+        let dt = t.elapsed();
+        anyhow::ensure!(v.len() as u64 == len && v[12345] == 12345.0, "wrong block");
+        rates.push(len as f64 * 8.0 / dt.as_secs_f64() / 1e9);
+    }
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_transfer")),
+            ("n", (len * 8).to_string()),
+            ("scheduler", s("cluster-2x1")),
+            ("median_s", (len as f64 * 8.0 / rate / 1e9).to_string()),
+            ("gb_per_s", rate.to_string()),
+        ],
+        &format!("256 MB block from a worker: {rate:.2} GB/s"),
+    );
+    drop(client);
+    drop(cluster);
+
+    // The scheduler's bytes per task, straight from its state machine.
+    let n = 500_000usize;
+    let total = build(n);
+    let plan = rask::Plan::new(
+        &total,
+        rask::graph::optimize::OptimizeOptions {
+            cull: true,
+            inline: true,
+            fuse: false,
+        },
+    )?;
+    let wire = rask_distributed::client::tasks_from_graph(&plan.graph, &plan.priorities)?;
+    let ntasks = wire.len();
+    let mut state = rask_distributed::state::ClusterState::new(Default::default());
+    state.add_client(1);
+    state.handle_client(
+        1,
+        rask_distributed::protocol::ToScheduler::UpdateGraph {
+            wants: vec![total.key().clone()],
+            tasks: wire,
+            priority: 0,
+            retries: 0,
+            fire_and_forget: false,
+        },
+    );
+    let per_task = state.heap_bytes() as f64 / ntasks as f64;
+    emit(
+        json,
+        &[
+            ("bench", s("scheduler_bytes_per_task")),
+            ("n", ntasks.to_string()),
+            ("tasks", ntasks.to_string()),
+            ("bytes_per_task", per_task.to_string()),
+        ],
+        &format!("scheduler state: {per_task:.0} bytes per task over {ntasks} tasks"),
+    );
+    Ok(())
+}

@@ -1,0 +1,676 @@
+//! The client: a connection to the scheduler, the status of every key this process waits
+//! for, and handles ([`FutureHandle`]) that keep keys alive on the cluster.
+//!
+//! The client runs a small tokio runtime of its own. A reader task applies the scheduler's
+//! messages to a shared table and wakes waiters; user threads block on it (`wait`, `result`)
+//! or await it (`*_async`). Results arrive inline when small; otherwise the client asks the
+//! scheduler who holds them and fetches from that worker directly. Dropping the last handle
+//! of a key tells the scheduler this client no longer wants it.
+//!
+//! This is the untyped layer (keys and [`Value`]s); `rask::distributed` wraps it in typed
+//! `Future<T>`s.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rask_error::{RaskError, Result};
+use rask_graph::{Graph, Key, Op, OpRegistry, Value};
+use rustc_hash::FxHashMap;
+use tokio::sync::{Notify, mpsc};
+
+use crate::comm;
+use crate::protocol::{
+    ClientTask, ErrorKind, Hello, PROTOCOL_VERSION, RemoteError, ToClient, ToScheduler, WireOp,
+};
+use crate::worker::{fetch_values, from_wire, to_wire};
+
+/// The op of a key that already lives on the cluster (a future passed as an argument, a
+/// persisted collection): it marks the key in a locally built graph and is never sent or run.
+/// It holds a handle on the key, so the key stays on the cluster while any graph reads it.
+pub struct RemoteKey {
+    _hold: Option<FutureHandle>,
+}
+
+impl RemoteKey {
+    pub fn holding(handle: FutureHandle) -> Self {
+        RemoteKey {
+            _hold: Some(handle),
+        }
+    }
+}
+
+/// The name [`RemoteKey`] goes by.
+pub const REMOTE_KEY_OP: &str = "rask.remote";
+
+impl Op for RemoteKey {
+    fn name(&self) -> &str {
+        REMOTE_KEY_OP
+    }
+    fn label(&self) -> &str {
+        "remote"
+    }
+    fn execute(&self, _inputs: &[Value]) -> Result<Value> {
+        Err(RaskError::msg(
+            "this key lives on a cluster: compute it with the client that holds it",
+        ))
+    }
+}
+
+/// Where a key is, as far as this client knows.
+#[derive(Clone, Debug)]
+pub enum KeyStatus {
+    Pending,
+    /// In memory on some worker; `value` is here when it came inline or was fetched.
+    Finished { nbytes: u64, value: Option<Value> },
+    Erred(RemoteError),
+    Cancelled(String),
+}
+
+impl KeyStatus {
+    pub fn is_done(&self) -> bool {
+        !matches!(self, KeyStatus::Pending)
+    }
+
+    /// A short name: `pending`, `finished`, `error`, `cancelled` (Dask's `Future.status`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            KeyStatus::Pending => "pending",
+            KeyStatus::Finished { .. } => "finished",
+            KeyStatus::Erred(_) => "error",
+            KeyStatus::Cancelled(_) => "cancelled",
+        }
+    }
+}
+
+struct Entry {
+    refs: u32,
+    status: KeyStatus,
+    /// When it reached a final status (a counter), for `as_completed` order.
+    done_seq: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    keys: FxHashMap<Key, Entry>,
+    who_has: FxHashMap<Key, Vec<String>>,
+    closed: Option<String>,
+    seq: u64,
+}
+
+/// How a client connects.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub address: String,
+    pub token: Option<String>,
+    pub name: String,
+    pub max_frame: u64,
+}
+
+impl ClientOptions {
+    pub fn new(address: impl Into<String>) -> Self {
+        ClientOptions {
+            address: address.into(),
+            token: None,
+            name: format!("client-{}", std::process::id()),
+            max_frame: crate::codec::DEFAULT_MAX_FRAME,
+        }
+    }
+}
+
+/// Per-submission settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SubmitOptions {
+    /// Higher runs first.
+    pub priority: i32,
+    /// Times a task that returns an error is retried before its error is final.
+    pub retries: u32,
+    /// Run it to completion even though nobody will wait for it.
+    pub fire_and_forget: bool,
+}
+
+struct Inner {
+    rt: std::sync::OnceLock<tokio::runtime::Runtime>,
+    tx: mpsc::UnboundedSender<ToScheduler>,
+    shared: Mutex<Shared>,
+    notify: Notify,
+    opts: ClientOptions,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(ToScheduler::Close);
+        if let Some(rt) = self.rt.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Dropped from inside a runtime (the last handle went in async code): a
+                // runtime cannot be shut down there, so another thread does it.
+                std::thread::spawn(move || rt.shutdown_timeout(Duration::from_millis(200)));
+            } else {
+                // Let the writer flush the Close.
+                rt.shutdown_timeout(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// A connection to a scheduler. Cheap to clone; the connection closes when the last clone
+/// and the last handle are gone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({})", self.inner.opts.address)
+    }
+}
+
+fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Client {
+    /// Connects and shakes hands (a build mismatch is refused with both sides named).
+    pub fn connect(opts: ClientOptions) -> Result<Client> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rask-client")
+            .enable_all()
+            .build()
+            .map_err(|e| RaskError::io("the client's runtime", e))?;
+        let hello = Hello::Client {
+            version: PROTOCOL_VERSION,
+            fingerprint: comm::local_fingerprint(),
+            name: opts.name.clone(),
+            token: opts.token.clone(),
+        };
+        let (mut r, w, _id) = rt.block_on(comm::connect(&opts.address, hello, opts.max_frame))?;
+        let (tx, rx) = mpsc::unbounded_channel::<ToScheduler>();
+        let inner = Arc::new(Inner {
+            rt: std::sync::OnceLock::new(),
+            tx,
+            shared: Mutex::new(Shared::default()),
+            notify: Notify::new(),
+            opts,
+        });
+        rt.spawn(crate::scheduler::writer_loop(w, rx));
+        let weak = Arc::downgrade(&inner);
+        rt.spawn(async move {
+            let why = loop {
+                match r.recv::<ToClient>().await {
+                    Ok(Some(msgs)) => {
+                        let Some(inner) = weak.upgrade() else { return };
+                        apply(&inner, msgs);
+                    }
+                    Ok(None) => break "the scheduler closed the connection".to_string(),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            if let Some(inner) = weak.upgrade() {
+                lock(&inner.shared).closed = Some(why);
+                inner.notify.notify_waiters();
+            }
+        });
+        // The runtime lives in `Inner` so it stops when the last clone goes.
+        let _ = inner.rt.set(rt);
+        Ok(Client { inner })
+    }
+
+    /// The scheduler's address.
+    pub fn address(&self) -> &str {
+        &self.inner.opts.address
+    }
+
+    fn send(&self, m: ToScheduler) -> Result<()> {
+        self.inner.tx.send(m).map_err(|_| RaskError::Comm {
+            peer: self.inner.opts.address.clone(),
+            message: "the client's connection is closed".into(),
+        })
+    }
+
+    fn handle_of(&self, key: Key) -> FutureHandle {
+        FutureHandle {
+            client: self.clone(),
+            key,
+        }
+    }
+
+    /// Takes a handle on each want (new keys start `Pending`).
+    fn want(&self, keys: &[Key]) -> Vec<FutureHandle> {
+        let mut s = lock(&self.inner.shared);
+        keys.iter()
+            .map(|k| {
+                s.keys
+                    .entry(k.clone())
+                    .or_insert(Entry {
+                        refs: 0,
+                        status: KeyStatus::Pending,
+                        done_seq: 0,
+                    })
+                    .refs += 1;
+                self.handle_of(k.clone())
+            })
+            .collect()
+    }
+
+    /// Submits tasks and returns a handle per wanted key. Tasks whose key the cluster already
+    /// has are not run again.
+    pub fn submit(
+        &self,
+        tasks: Vec<ClientTask>,
+        wants: &[Key],
+        opts: SubmitOptions,
+    ) -> Result<Vec<FutureHandle>> {
+        let handles = self.want(wants);
+        self.send(ToScheduler::UpdateGraph {
+            tasks,
+            wants: wants.to_vec(),
+            priority: opts.priority,
+            retries: opts.retries,
+            fire_and_forget: opts.fire_and_forget,
+        })?;
+        Ok(handles)
+    }
+
+    /// Places values on the cluster under the given keys.
+    pub fn scatter(&self, values: Vec<(Key, Value)>) -> Result<Vec<FutureHandle>> {
+        let mut wire = Vec::with_capacity(values.len());
+        for (k, v) in &values {
+            let w = to_wire(v).map_err(|e| e.context(format!("scattering {k}")))?;
+            wire.push((k.clone(), w));
+        }
+        let keys: Vec<Key> = values.iter().map(|(k, _)| k.clone()).collect();
+        let handles = self.want(&keys);
+        self.send(ToScheduler::Scatter { values: wire })?;
+        self.send(ToScheduler::UpdateGraph {
+            tasks: Vec::new(),
+            wants: keys,
+            priority: 0,
+            retries: 0,
+            fire_and_forget: false,
+        })?;
+        Ok(handles)
+    }
+
+    /// Cancels keys (and what only they need).
+    pub fn cancel(&self, keys: &[Key]) -> Result<()> {
+        self.send(ToScheduler::Cancel {
+            keys: keys.to_vec(),
+        })
+    }
+
+    /// The status of a key this client holds a handle on.
+    pub fn status(&self, key: &Key) -> KeyStatus {
+        let s = lock(&self.inner.shared);
+        match s.keys.get(key) {
+            Some(e) => e.status.clone(),
+            None => KeyStatus::Cancelled("released".into()),
+        }
+    }
+
+    fn closed_error(&self, why: &str) -> RaskError {
+        RaskError::Comm {
+            peer: self.inner.opts.address.clone(),
+            message: format!("lost the scheduler: {why}"),
+        }
+    }
+
+    /// Waits until `done(statuses)` holds for the keys, or the timeout passes (`Ok(false)`).
+    async fn wait_until(
+        &self,
+        keys: &[Key],
+        timeout: Option<Duration>,
+        done: impl Fn(&[bool]) -> bool,
+    ) -> Result<bool> {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let notified = self.inner.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = lock(&self.inner.shared);
+                let flags: Vec<bool> = keys
+                    .iter()
+                    .map(|k| s.keys.get(k).is_none_or(|e| e.status.is_done()))
+                    .collect();
+                if done(&flags) {
+                    return Ok(true);
+                }
+                if let Some(why) = &s.closed {
+                    return Err(self.closed_error(why));
+                }
+            }
+            match deadline {
+                Some(d) => {
+                    if tokio::time::timeout_at(d, notified).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Blocks until every key is done (`all = true`) or any is, or the timeout passes;
+    /// returns whether the condition was met.
+    pub fn wait(&self, keys: &[Key], all: bool, timeout: Option<Duration>) -> Result<bool> {
+        self.block_on(self.wait_async(keys, all, timeout))
+    }
+
+    pub async fn wait_async(
+        &self,
+        keys: &[Key],
+        all: bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        if keys.is_empty() {
+            return Ok(true);
+        }
+        self.wait_until(keys, timeout, |f| {
+            if all {
+                f.iter().all(|&d| d)
+            } else {
+                f.iter().any(|&d| d)
+            }
+        })
+        .await
+    }
+
+    /// Runs a future of this client to completion from a plain thread.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.inner
+            .rt
+            .get()
+            .expect("the runtime lives as long as the client")
+            .block_on(f)
+    }
+
+    /// The value of a key: waits for it, then takes it from the inline copy or fetches it from
+    /// a worker holding it. An erred key gives an error naming the task and its op.
+    pub async fn result_async(&self, key: &Key) -> Result<Value> {
+        self.wait_until(std::slice::from_ref(key), None, |f| f[0]).await?;
+        let status = self.status(key);
+        match status {
+            KeyStatus::Finished {
+                value: Some(v), ..
+            } => Ok(v),
+            KeyStatus::Finished { value: None, .. } => {
+                let v = self.fetch(key).await?;
+                Ok(v)
+            }
+            KeyStatus::Erred(e) => Err(remote_to_error(&e)),
+            KeyStatus::Cancelled(reason) => Err(RaskError::Cancelled(Some(format!(
+                "{key}: {reason}"
+            )))),
+            KeyStatus::Pending => unreachable!("waited until done"),
+        }
+    }
+
+    pub fn result(&self, key: &Key) -> Result<Value> {
+        self.block_on(self.result_async(key))
+    }
+
+    /// Asks the scheduler who holds `key` and fetches it from one of them.
+    async fn fetch(&self, key: &Key) -> Result<Value> {
+        for attempt in 0..50 {
+            lock(&self.inner.shared).who_has.remove(key);
+            self.send(ToScheduler::WhoHas {
+                keys: vec![key.clone()],
+            })?;
+            let addrs = loop {
+                let notified = self.inner.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let s = lock(&self.inner.shared);
+                    if let Some(a) = s.who_has.get(key) {
+                        break a.clone();
+                    }
+                    if let Some(why) = &s.closed {
+                        return Err(self.closed_error(why));
+                    }
+                }
+                notified.await;
+            };
+            for addr in &addrs {
+                match fetch_values(
+                    addr,
+                    vec![key.clone()],
+                    self.inner.opts.token.clone(),
+                    self.inner.opts.max_frame,
+                )
+                .await
+                {
+                    Ok((mut values, _)) => {
+                        if let Some((_, v)) = values.pop() {
+                            let mut s = lock(&self.inner.shared);
+                            if let Some(e) = s.keys.get_mut(key)
+                                && let KeyStatus::Finished { value, .. } = &mut e.status
+                            {
+                                *value = Some(v.clone());
+                            }
+                            return Ok(v);
+                        }
+                    }
+                    Err(e) => tracing::debug!("fetching {key} from {addr}: {e}"),
+                }
+            }
+            // Nobody had it right now (a worker died and it is being recomputed): wait for
+            // the key to be done again.
+            tokio::time::sleep(Duration::from_millis(10 * (attempt + 1))).await;
+            self.wait_until(std::slice::from_ref(key), None, |f| f[0])
+                .await?;
+            if let KeyStatus::Erred(e) = self.status(key) {
+                return Err(remote_to_error(&e));
+            }
+        }
+        Err(RaskError::Comm {
+            peer: self.inner.opts.address.clone(),
+            message: format!("no worker could hand over {key}"),
+        })
+    }
+
+    /// Keys among `keys` that are done, in the order they finished (for `as_completed`).
+    pub fn done_in_order(&self, keys: &[Key]) -> Vec<Key> {
+        let s = lock(&self.inner.shared);
+        let mut done: Vec<(u64, Key)> = keys
+            .iter()
+            .filter_map(|k| {
+                let e = s.keys.get(k)?;
+                e.status.is_done().then(|| (e.done_seq, k.clone()))
+            })
+            .collect();
+        done.sort_by_key(|(seq, _)| *seq);
+        done.into_iter().map(|(_, k)| k).collect()
+    }
+
+    fn release(&self, key: &Key) {
+        let mut s = lock(&self.inner.shared);
+        let gone = match s.keys.get_mut(key) {
+            Some(e) => {
+                e.refs -= 1;
+                e.refs == 0
+            }
+            None => false,
+        };
+        if gone {
+            s.keys.remove(key);
+            drop(s);
+            let _ = self.inner.tx.send(ToScheduler::Release {
+                keys: vec![key.clone()],
+            });
+        }
+    }
+}
+
+fn apply(inner: &Inner, msgs: Vec<ToClient>) {
+    let mut s = lock(&inner.shared);
+    for m in msgs {
+        match m {
+            ToClient::KeyInMemory { key, nbytes, value } => {
+                let value = value.and_then(|w| match from_wire(&w) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        tracing::error!("inline value of {key}: {e}");
+                        None
+                    }
+                });
+                s.seq += 1;
+                let seq = s.seq;
+                if let Some(e) = s.keys.get_mut(&key) {
+                    e.status = KeyStatus::Finished { nbytes, value };
+                    e.done_seq = seq;
+                }
+            }
+            ToClient::KeyErred { key, error } => {
+                s.seq += 1;
+                let seq = s.seq;
+                if let Some(e) = s.keys.get_mut(&key) {
+                    e.status = KeyStatus::Erred(error);
+                    e.done_seq = seq;
+                }
+            }
+            ToClient::KeyCancelled { key, reason } => {
+                s.seq += 1;
+                let seq = s.seq;
+                if let Some(e) = s.keys.get_mut(&key) {
+                    e.status = KeyStatus::Cancelled(reason);
+                    e.done_seq = seq;
+                }
+            }
+            ToClient::WhoHas { keys } => {
+                for (k, addrs) in keys {
+                    s.who_has.insert(k, addrs);
+                }
+            }
+            ToClient::GraphRefused { keys, reason } => {
+                for k in keys {
+                    s.seq += 1;
+                    let seq = s.seq;
+                    if let Some(e) = s.keys.get_mut(&k) {
+                        e.status = KeyStatus::Erred(RemoteError {
+                            key: k.to_string(),
+                            op: "(submission)".into(),
+                            kind: ErrorKind::Cancelled,
+                            message: format!("the scheduler refused the graph: {reason}"),
+                        });
+                        e.done_seq = seq;
+                    }
+                }
+            }
+        }
+    }
+    drop(s);
+    inner.notify.notify_waiters();
+}
+
+/// The `RaskError` a client raises for a remote error: it names the task and its op.
+pub fn remote_to_error(e: &RemoteError) -> RaskError {
+    match e.kind {
+        ErrorKind::Panicked => RaskError::TaskPanicked {
+            key: e.key.clone(),
+            op: e.op.clone(),
+            message: e.message.clone(),
+        },
+        ErrorKind::KilledWorker => RaskError::KilledWorker {
+            key: e.key.clone(),
+            op: e.op.clone(),
+            deaths: 0,
+            message: e.message.clone(),
+        },
+        ErrorKind::Cancelled => RaskError::Cancelled(Some(format!("{}: {}", e.key, e.message))),
+        ErrorKind::Failed | ErrorKind::Lost | ErrorKind::DependencyFailed => {
+            RaskError::TaskFailed {
+                key: e.key.clone(),
+                op: e.op.clone(),
+                source: Box::new(RaskError::msg(&e.message)),
+            }
+        }
+    }
+}
+
+/// A key this client holds on the cluster: while a handle lives, the scheduler keeps the key
+/// (and recomputes it if a worker holding it dies).
+pub struct FutureHandle {
+    client: Client,
+    key: Key,
+}
+
+impl FutureHandle {
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+    pub fn status(&self) -> KeyStatus {
+        self.client.status(&self.key)
+    }
+    pub fn result(&self) -> Result<Value> {
+        self.client.result(&self.key)
+    }
+    pub async fn result_async(&self) -> Result<Value> {
+        self.client.result_async(&self.key).await
+    }
+}
+
+impl Clone for FutureHandle {
+    fn clone(&self) -> Self {
+        let mut s = lock(&self.client.inner.shared);
+        if let Some(e) = s.keys.get_mut(&self.key) {
+            e.refs += 1;
+        }
+        drop(s);
+        FutureHandle {
+            client: self.client.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl Drop for FutureHandle {
+    fn drop(&mut self) {
+        self.client.release(&self.key);
+    }
+}
+
+impl std::fmt::Debug for FutureHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Future({}, {})", self.key, self.status().name())
+    }
+}
+
+/// The tasks of an optimized, ordered graph in their wire form. Tasks whose op is
+/// [`RemoteKey`] are left out: their keys are already on the cluster. A task whose op cannot
+/// leave this process (a local closure) is an error naming the task, before anything is sent.
+pub fn tasks_from_graph(graph: &Graph, priorities: &[u32]) -> Result<Vec<ClientTask>> {
+    let projected = graph.projected_nbytes();
+    let mut tasks = Vec::with_capacity(graph.len());
+    for (id, task) in graph.tasks().iter().enumerate() {
+        if task.op.name() == REMOTE_KEY_OP {
+            continue;
+        }
+        let (name, params) = OpRegistry::encode(&*task.op).map_err(|e| {
+            RaskError::invalid_argument(
+                "graph",
+                format!(
+                    "task {} (op `{}`) cannot be sent to the cluster: {e}",
+                    task.key,
+                    task.op.name()
+                ),
+            )
+        })?;
+        tasks.push(ClientTask {
+            key: task.key.clone(),
+            op: Arc::new(WireOp { name, params }),
+            deps: task
+                .deps
+                .iter()
+                .map(|&d| graph.task(d).key.clone())
+                .collect(),
+            order: priorities[id],
+            projected_nbytes: projected[id],
+        });
+    }
+    Ok(tasks)
+}

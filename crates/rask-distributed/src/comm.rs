@@ -1,0 +1,273 @@
+//! Connections: frames over tokio TCP, and the handshake every connection starts with.
+//!
+//! A connection is split in two halves so that a task can read while another writes. Writers
+//! send whole batches (one frame per batch of messages); readers hand back whole batches. A
+//! frame that is oversized, truncated or malformed is an error for that connection only: the
+//! caller logs it and drops the connection, nothing else.
+
+use bytes::{Bytes, BytesMut};
+use rask_error::{RaskError, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::codec::{self, CodecError};
+use crate::protocol::{CarriesValues, Fingerprint, Hello, PROTOCOL_VERSION, Welcome};
+
+/// Frames below this size are copied into one buffer and written with one call; larger ones
+/// are written part by part so big values are never copied.
+const COALESCE_BELOW: usize = 1 << 20;
+
+/// How long a handshake may take before the connection is dropped: a peer that connects and
+/// says nothing must not hold a slot.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The reading half of a connection.
+pub struct FrameReader {
+    inner: BufReader<OwnedReadHalf>,
+    peer: String,
+    max_frame: u64,
+}
+
+/// The writing half of a connection.
+pub struct FrameWriter {
+    inner: OwnedWriteHalf,
+    peer: String,
+}
+
+fn comm_error(peer: &str, message: impl std::fmt::Display) -> RaskError {
+    RaskError::Comm {
+        peer: peer.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Splits a connected stream into its two halves.
+pub fn split(stream: TcpStream, max_frame: u64) -> (FrameReader, FrameWriter) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown peer".into());
+    // Small control messages must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    (
+        FrameReader {
+            inner: BufReader::with_capacity(64 * 1024, r),
+            peer: peer.clone(),
+            max_frame,
+        },
+        FrameWriter { inner: w, peer },
+    )
+}
+
+impl FrameReader {
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// The next batch, or `None` when the other side closed the connection cleanly between
+    /// frames.
+    pub async fn recv<M: DeserializeOwned + CarriesValues>(&mut self) -> Result<Option<Vec<M>>> {
+        let mut prefix = [0u8; 8];
+        // A clean close is EOF before the first byte of a frame; EOF inside one is truncation.
+        let mut got = 0;
+        while got < 8 {
+            let n = self
+                .inner
+                .read(&mut prefix[got..])
+                .await
+                .map_err(|e| comm_error(&self.peer, e))?;
+            if n == 0 {
+                if got == 0 {
+                    return Ok(None);
+                }
+                return Err(comm_error(
+                    &self.peer,
+                    CodecError::Truncated("length prefix"),
+                ));
+            }
+            got += n;
+        }
+        let len = codec::body_len(prefix, self.max_frame).map_err(|e| comm_error(&self.peer, e))?;
+        let mut body = BytesMut::zeroed(len as usize);
+        self.inner
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| comm_error(&self.peer, format!("frame of {len} bytes cut short: {e}")))?;
+        let msgs = codec::decode(body.freeze()).map_err(|e| comm_error(&self.peer, e))?;
+        Ok(Some(msgs))
+    }
+
+    /// Like [`FrameReader::recv`], but the other side closing is an error too.
+    pub async fn recv_some<M: DeserializeOwned + CarriesValues>(&mut self) -> Result<Vec<M>> {
+        self.recv()
+            .await?
+            .ok_or_else(|| comm_error(&self.peer, "connection closed"))
+    }
+}
+
+impl FrameWriter {
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Sends a batch as one frame.
+    pub async fn send<M: Serialize + CarriesValues>(&mut self, msgs: &mut [M]) -> Result<()> {
+        let frame = codec::encode(msgs).map_err(|e| comm_error(&self.peer, e))?;
+        self.send_frame(frame.parts).await
+    }
+
+    /// Writes an encoded frame's parts.
+    pub async fn send_frame(&mut self, parts: Vec<Bytes>) -> Result<()> {
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        let res = if total < COALESCE_BELOW || parts.len() == 1 {
+            if parts.len() == 1 {
+                self.inner.write_all(&parts[0]).await
+            } else {
+                let mut buf = Vec::with_capacity(total);
+                for p in &parts {
+                    buf.extend_from_slice(p);
+                }
+                self.inner.write_all(&buf).await
+            }
+        } else {
+            let mut r = Ok(());
+            for p in &parts {
+                r = self.inner.write_all(p).await;
+                if r.is_err() {
+                    break;
+                }
+            }
+            r
+        };
+        res.map_err(|e| comm_error(&self.peer, e))
+    }
+
+    pub async fn shutdown(&mut self) {
+        let _ = self.inner.shutdown().await;
+    }
+}
+
+/// This process's fingerprint: the protocol version and every op name and value type
+/// registered in the binary.
+pub fn local_fingerprint() -> Fingerprint {
+    use std::sync::OnceLock;
+    static FP: OnceLock<Fingerprint> = OnceLock::new();
+    FP.get_or_init(|| {
+        let ops = rask_graph::OpRegistry::global().names();
+        let tags = rask_graph::ValueRegistry::global().tags();
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&PROTOCOL_VERSION.to_le_bytes());
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        for n in &ops {
+            h.update(&(n.len() as u64).to_le_bytes());
+            h.update(n.as_bytes());
+        }
+        h.update(b"|values|");
+        for t in &tags {
+            h.update(&(t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        }
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown program".into());
+        Fingerprint {
+            rask_version: env!("CARGO_PKG_VERSION").to_string(),
+            program,
+            registry_hash: h.digest(),
+            n_ops: ops.len() as u32,
+            n_value_types: tags.len() as u32,
+        }
+    })
+    .clone()
+}
+
+/// Connects to `addr`, sends `hello` and waits for the answer. A refusal is
+/// `RaskError::Refused` with the other side's reason.
+pub async fn connect(
+    addr: &str,
+    hello: Hello,
+    max_frame: u64,
+) -> Result<(FrameReader, FrameWriter, u64)> {
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| comm_error(addr, "timed out connecting"))?
+        .map_err(|e| comm_error(addr, e))?;
+    let (mut r, mut w) = split(stream, max_frame);
+    w.send(&mut [hello]).await?;
+    let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, r.recv_some::<Welcome>())
+        .await
+        .map_err(|_| comm_error(addr, "no answer to the handshake"))??;
+    match answer.into_iter().next() {
+        Some(Welcome::Accepted { id }) => Ok((r, w, id)),
+        Some(Welcome::Refused { reason }) => Err(RaskError::Refused {
+            peer: addr.to_string(),
+            reason,
+        }),
+        None => Err(comm_error(addr, "empty handshake answer")),
+    }
+}
+
+/// The server side of a handshake: reads the first frame, which must hold exactly one
+/// `Hello`, and checks the version and fingerprint. On a mismatch the refusal is sent (naming
+/// both sides) and returned as an error; the caller logs it and drops the connection.
+pub async fn accept(
+    r: &mut FrameReader,
+    w: &mut FrameWriter,
+    expected_token: Option<&str>,
+) -> Result<Hello> {
+    let msgs = tokio::time::timeout(HANDSHAKE_TIMEOUT, r.recv_some::<Hello>())
+        .await
+        .map_err(|_| comm_error(r.peer(), "no handshake within 10 s"))??;
+    let mut it = msgs.into_iter();
+    let (Some(hello), None) = (it.next(), it.next()) else {
+        return Err(comm_error(r.peer(), "the handshake must be one Hello"));
+    };
+    let (version, fingerprint, token) = match &hello {
+        Hello::Client {
+            version,
+            fingerprint,
+            token,
+            ..
+        }
+        | Hello::Worker {
+            version,
+            fingerprint,
+            token,
+            ..
+        }
+        | Hello::Peer {
+            version,
+            fingerprint,
+            token,
+        } => (*version, fingerprint, token),
+    };
+    let ours = local_fingerprint();
+    let refusal = if version != PROTOCOL_VERSION {
+        Some(format!(
+            "protocol version mismatch: this side speaks {PROTOCOL_VERSION}, the other side {version}"
+        ))
+    } else if let Some(m) = Fingerprint::mismatch(&ours, fingerprint) {
+        Some(m)
+    } else if expected_token.is_some() && token.as_deref() != expected_token {
+        Some("authentication failed: wrong or missing token".to_string())
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let _ = w
+            .send(&mut [Welcome::Refused {
+                reason: reason.clone(),
+            }])
+            .await;
+        return Err(RaskError::Refused {
+            peer: r.peer().to_string(),
+            reason,
+        });
+    }
+    Ok(hello)
+}

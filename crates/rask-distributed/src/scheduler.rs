@@ -1,0 +1,480 @@
+//! The scheduler process: a thin tokio loop around [`ClusterState`].
+//!
+//! One task accepts connections and runs each handshake; each connection gets a reader task
+//! (frames in, events to the central loop) and a writer task (messages out, batched: whatever
+//! queued up while the previous frame was being written goes out as one frame). The central
+//! loop owns the state machine alone, so it needs no locks: it applies events in arrival order,
+//! drains the machine's messages and routes them to the writers. A timer checks heartbeats and
+//! runs the work-stealing pass.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rask_error::{RaskError, Result};
+use rustc_hash::FxHashMap;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::comm::{self, FrameReader, FrameWriter};
+use crate::protocol::{ClientId, FromWorker, Hello, ToClient, ToScheduler, ToWorker, Welcome, WorkerId};
+use crate::state::{ClusterState, Outgoing, SchedulerConfig, WorkerInfo};
+
+/// How a scheduler is started.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// Where to listen, `host:port` (port 0 picks a free one).
+    pub listen: String,
+    pub config: SchedulerConfig,
+    /// A worker silent for this long is removed (its tasks go elsewhere).
+    pub heartbeat_timeout: Duration,
+    /// The largest frame accepted from anyone.
+    pub max_frame: u64,
+    /// When set, every connection must present this token.
+    pub token: Option<String>,
+    /// Where to write the scheduler file (address and token, mode 0600), if anywhere.
+    pub scheduler_file: Option<PathBuf>,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            listen: "127.0.0.1:0".into(),
+            config: SchedulerConfig::default(),
+            heartbeat_timeout: Duration::from_secs(10),
+            max_frame: crate::codec::DEFAULT_MAX_FRAME,
+            token: None,
+            scheduler_file: None,
+        }
+    }
+}
+
+enum Event {
+    ClientJoined {
+        id: ClientId,
+        tx: mpsc::UnboundedSender<ToClient>,
+    },
+    Client(ClientId, Vec<ToScheduler>),
+    ClientLeft(ClientId),
+    WorkerJoined {
+        id: WorkerId,
+        info: WorkerInfo,
+        tx: mpsc::UnboundedSender<ToWorker>,
+    },
+    Worker(WorkerId, Vec<FromWorker>),
+    WorkerLeft(WorkerId, String),
+}
+
+/// Figures a running scheduler publishes for its owner (cheap atomics, updated by the loop).
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    pub workers: std::sync::atomic::AtomicUsize,
+    pub clients: std::sync::atomic::AtomicUsize,
+    pub tasks: std::sync::atomic::AtomicUsize,
+}
+
+/// A running scheduler (on its own threads); dropping it stops it.
+pub struct SchedulerHandle {
+    address: String,
+    stats: std::sync::Arc<SchedulerStats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SchedulerHandle {
+    /// The address clients and workers connect to.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Live figures: workers and clients connected, tasks known.
+    pub fn stats(&self) -> &SchedulerStats {
+        &self.stats
+    }
+
+    /// Stops the scheduler and waits for its threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Blocks until the scheduler stops (it runs until stopped or the process ends).
+    pub fn join(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts a scheduler on a background thread with its own tokio runtime and returns once it
+/// listens.
+pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rask-scheduler")
+        .enable_all()
+        .build()
+        .map_err(|e| RaskError::io("the scheduler's runtime", e))?;
+    let listener = rt.block_on(TcpListener::bind(&opts.listen)).map_err(|e| {
+        RaskError::Comm {
+            peer: opts.listen.clone(),
+            message: format!("cannot listen: {e}"),
+        }
+    })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| RaskError::io(&opts.listen, e))?
+        .to_string();
+    if let Some(path) = &opts.scheduler_file {
+        write_scheduler_file(path, &address, opts.token.as_deref())?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let stats = std::sync::Arc::new(SchedulerStats::default());
+    let stats2 = stats.clone();
+    let thread = std::thread::Builder::new()
+        .name("rask-scheduler-main".into())
+        .spawn(move || {
+            rt.block_on(serve(listener, opts, stop_rx, stats2));
+            rt.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(|e| RaskError::io("the scheduler's thread", e))?;
+    Ok(SchedulerHandle {
+        address,
+        stats,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+/// The scheduler file: what workers and clients need to connect (Dask's `--scheduler-file`).
+/// JSON-free on purpose: `key = value` lines.
+pub fn write_scheduler_file(path: &std::path::Path, address: &str, token: Option<&str>) -> Result<()> {
+    use std::io::Write;
+    let mut text = format!("address = {address}\n");
+    if let Some(t) = token {
+        text.push_str(&format!("token = {t}\n"));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| RaskError::io(path.display(), e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| RaskError::io(path.display(), e))
+}
+
+/// What a scheduler file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerFile {
+    pub address: String,
+    pub token: Option<String>,
+}
+
+/// Reads a scheduler file written by [`write_scheduler_file`]; errors name the file and line.
+pub fn read_scheduler_file(path: &std::path::Path) -> Result<SchedulerFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| RaskError::io(path.display(), e))?;
+    let mut address = None;
+    let mut token = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(RaskError::invalid_argument(
+                "scheduler file",
+                format!("{}: line {} is not `key = value`", path.display(), i + 1),
+            ));
+        };
+        match k.trim() {
+            "address" => address = Some(v.trim().to_string()),
+            "token" => token = Some(v.trim().to_string()),
+            other => {
+                return Err(RaskError::invalid_argument(
+                    "scheduler file",
+                    format!("{}: unknown key `{other}` on line {}", path.display(), i + 1),
+                ));
+            }
+        }
+    }
+    let address = address.ok_or_else(|| {
+        RaskError::invalid_argument(
+            "scheduler file",
+            format!("{} has no `address` line", path.display()),
+        )
+    })?;
+    Ok(SchedulerFile { address, token })
+}
+
+/// Runs the scheduler on `listener` until `stop` fires.
+pub async fn serve(
+    listener: TcpListener,
+    opts: SchedulerOptions,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    stats: std::sync::Arc<SchedulerStats>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let mut next_id: u64 = 1;
+    let mut state = ClusterState::new(opts.config.clone());
+    let mut clients: FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>> = FxHashMap::default();
+    let mut workers: FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)> =
+        FxHashMap::default();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, _)) => {
+                        let id = next_id;
+                        next_id += 1;
+                        let ev_tx = ev_tx.clone();
+                        let opts = opts.clone();
+                        tokio::spawn(async move {
+                            handle_connection(stream, id, ev_tx, opts).await;
+                        });
+                    }
+                    Err(e) => tracing::warn!("accept failed: {e}"),
+                }
+            }
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break };
+                apply(ev, &mut state, &mut clients, &mut workers);
+                // Take whatever else queued up before routing: one drain per burst.
+                let mut n = 0;
+                while n < 4096 {
+                    match ev_rx.try_recv() {
+                        Ok(ev) => apply(ev, &mut state, &mut clients, &mut workers),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                route(&mut state, &clients, &workers);
+                stats.workers.store(workers.len(), Relaxed);
+                stats.clients.store(clients.len(), Relaxed);
+                stats.tasks.store(state.n_tasks(), Relaxed);
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let dead: Vec<WorkerId> = workers
+                    .iter()
+                    .filter(|(_, (_, seen))| now.duration_since(*seen) > opts.heartbeat_timeout)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in dead {
+                    tracing::warn!(
+                        "worker {id}: no message for {:?}, removing it",
+                        opts.heartbeat_timeout
+                    );
+                    // Dropping its sender ends its writer, which closes the socket; the
+                    // reader then ends on its own.
+                    workers.remove(&id);
+                    state.remove_worker(
+                        id,
+                        &format!("no heartbeat for {:.1} s", opts.heartbeat_timeout.as_secs_f64()),
+                    );
+                }
+                state.balance();
+                route(&mut state, &clients, &workers);
+                stats.workers.store(workers.len(), Relaxed);
+            }
+        }
+    }
+    for (_, tx) in workers.drain() {
+        let _ = tx.0.send(ToWorker::Close);
+    }
+    // Give the writers a moment to flush the Close.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+fn apply(
+    ev: Event,
+    state: &mut ClusterState,
+    clients: &mut FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>>,
+    workers: &mut FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)>,
+) {
+    match ev {
+        Event::ClientJoined { id, tx } => {
+            clients.insert(id, tx);
+            state.add_client(id);
+        }
+        Event::Client(id, msgs) => {
+            if !clients.contains_key(&id) {
+                return;
+            }
+            for m in msgs {
+                state.handle_client(id, m);
+            }
+        }
+        Event::ClientLeft(id) => {
+            if clients.remove(&id).is_some() {
+                state.remove_client(id);
+            }
+        }
+        Event::WorkerJoined { id, info, tx } => {
+            tracing::info!("worker {id} joined: {} at {}", info.name, info.address);
+            workers.insert(id, (tx, Instant::now()));
+            state.add_worker(id, info);
+        }
+        Event::Worker(id, msgs) => {
+            // Messages from a worker already removed (timed out) are dropped: its tasks were
+            // given to others.
+            let Some(w) = workers.get_mut(&id) else { return };
+            w.1 = Instant::now();
+            for m in msgs {
+                state.handle_worker(id, m);
+            }
+        }
+        Event::WorkerLeft(id, cause) => {
+            if workers.remove(&id).is_some() {
+                tracing::warn!("worker {id} left: {cause}");
+                state.remove_worker(id, &cause);
+            }
+        }
+    }
+}
+
+fn route(
+    state: &mut ClusterState,
+    clients: &FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>>,
+    workers: &FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)>,
+) {
+    for out in state.drain() {
+        match out {
+            Outgoing::Worker(id, m) => {
+                if let Some((tx, _)) = workers.get(&id) {
+                    let _ = tx.send(m);
+                }
+            }
+            Outgoing::Client(id, m) => {
+                if let Some(tx) = clients.get(&id) {
+                    let _ = tx.send(m);
+                }
+            }
+        }
+    }
+}
+
+/// Writes batches from `rx` until it closes or the socket fails.
+pub(crate) async fn writer_loop<M>(mut w: FrameWriter, mut rx: mpsc::UnboundedReceiver<M>)
+where
+    M: serde::Serialize + crate::protocol::CarriesValues + Send + 'static,
+{
+    let mut batch: Vec<M> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < 65_536 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = w.send(&mut batch).await {
+            tracing::debug!("writer to {}: {e}", w.peer());
+            return;
+        }
+        batch.clear();
+    }
+    w.shutdown().await;
+}
+
+async fn handle_connection(
+    stream: tokio::net::TcpStream,
+    id: u64,
+    ev_tx: mpsc::UnboundedSender<Event>,
+    opts: SchedulerOptions,
+) {
+    let (mut r, mut w) = comm::split(stream, opts.max_frame);
+    let hello = match comm::accept(&mut r, &mut w, opts.token.as_deref()).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("refused a connection: {e}");
+            return;
+        }
+    };
+    if let Err(e) = w.send(&mut [Welcome::Accepted { id }]).await {
+        tracing::warn!("handshake answer failed: {e}");
+        return;
+    }
+    match hello {
+        Hello::Client { name, .. } => {
+            tracing::info!("client {id} ({name}) connected from {}", r.peer());
+            let (tx, rx) = mpsc::unbounded_channel::<ToClient>();
+            let writer = tokio::spawn(writer_loop(w, rx));
+            if ev_tx.send(Event::ClientJoined { id, tx }).is_err() {
+                return;
+            }
+            read_loop(&mut r, |msgs| Event::Client(id, msgs), &ev_tx).await;
+            let _ = ev_tx.send(Event::ClientLeft(id));
+            writer.abort();
+        }
+        Hello::Worker {
+            name,
+            listen,
+            nthreads,
+            memory_limit,
+            ..
+        } => {
+            let (tx, rx) = mpsc::unbounded_channel::<ToWorker>();
+            let writer = tokio::spawn(writer_loop(w, rx));
+            let info = WorkerInfo {
+                name,
+                address: listen,
+                nthreads,
+                memory_limit,
+            };
+            if ev_tx.send(Event::WorkerJoined { id, info, tx }).is_err() {
+                return;
+            }
+            let cause = read_loop(&mut r, |msgs| Event::Worker(id, msgs), &ev_tx).await;
+            let _ = ev_tx.send(Event::WorkerLeft(id, cause));
+            writer.abort();
+        }
+        Hello::Peer { .. } => {
+            tracing::warn!("a peer connection reached the scheduler from {}; closing it", r.peer());
+        }
+    }
+}
+
+/// Forwards batches as events until the connection ends; returns why it ended.
+async fn read_loop<M>(
+    r: &mut FrameReader,
+    wrap: impl Fn(Vec<M>) -> Event,
+    ev_tx: &mpsc::UnboundedSender<Event>,
+) -> String
+where
+    M: serde::de::DeserializeOwned + crate::protocol::CarriesValues,
+{
+    loop {
+        match r.recv::<M>().await {
+            Ok(Some(msgs)) => {
+                if ev_tx.send(wrap(msgs)).is_err() {
+                    return "scheduler stopping".into();
+                }
+            }
+            Ok(None) => return "connection closed".into(),
+            Err(e) => {
+                tracing::warn!("closing the connection: {e}");
+                return e.to_string();
+            }
+        }
+    }
+}

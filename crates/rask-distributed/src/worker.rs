@@ -1,0 +1,917 @@
+//! The worker process: a thin tokio loop around [`WorkerState`], a pool of executor threads,
+//! a store of values (in memory or spilled), and a data port peers and clients fetch from.
+//!
+//! The central loop alone owns the state machine. Executor threads run ops and send results
+//! back as events; fetches run as tokio tasks and report back as events; the data port reads
+//! the store under its lock. Values never pass through the scheduler: a task's inputs come
+//! from the workers holding them.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rask_error::{RaskError, Result};
+use rask_graph::{Key, OpRegistry, SpillFns, Value};
+use rustc_hash::FxHashMap;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::comm::{self, FrameReader, FrameWriter};
+use crate::protocol::{
+    ErrorKind, FromWorker, Hello, PROTOCOL_VERSION, PeerRequest, PeerResponse, RemoteError,
+    ToWorker, Welcome, WireOp, WireValue,
+};
+use crate::state::{WorkerConfig, WorkerInstruction, WorkerState};
+
+/// How a worker is started.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The scheduler's address.
+    pub scheduler: String,
+    pub nthreads: u32,
+    /// Bytes; 0 for no limit (no spilling, pausing or restarting).
+    pub memory_limit: u64,
+    /// Where the data port listens (`host:port`, port 0 picks one).
+    pub listen: String,
+    /// The host name peers use to reach the data port, when `listen` binds a wildcard.
+    pub contact_host: Option<String>,
+    pub name: String,
+    pub token: Option<String>,
+    pub heartbeat_interval: Duration,
+    /// Parent of the spill directory (a fresh one is made inside and removed on exit).
+    pub spill_dir: Option<PathBuf>,
+    pub max_frame: u64,
+    /// How long to keep trying to reach the scheduler (at start, and after losing it) before
+    /// giving up.
+    pub reconnect_for: Duration,
+    /// At most this many values are being sent to peers at once; more requests get `Busy`.
+    pub max_outgoing_transfers: usize,
+}
+
+impl WorkerOptions {
+    pub fn new(scheduler: impl Into<String>) -> Self {
+        WorkerOptions {
+            scheduler: scheduler.into(),
+            nthreads: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            memory_limit: 0,
+            listen: "127.0.0.1:0".into(),
+            contact_host: None,
+            name: format!("worker-{}", std::process::id()),
+            token: None,
+            heartbeat_interval: Duration::from_millis(500),
+            spill_dir: None,
+            max_frame: crate::codec::DEFAULT_MAX_FRAME,
+            reconnect_for: Duration::from_secs(30),
+            max_outgoing_transfers: 16,
+        }
+    }
+}
+
+/// Why a worker stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// The scheduler told it to close, or went away for longer than `reconnect_for`.
+    Closed,
+    /// Memory passed the terminate threshold: the process should exit so that it is restarted.
+    Restart(String),
+}
+
+/// The values a worker holds.
+struct Store {
+    memory: FxHashMap<Key, Value>,
+    spilled: FxHashMap<Key, (PathBuf, SpillFns)>,
+    dir: Option<tempfile::TempDir>,
+    parent: Option<PathBuf>,
+    next_file: u64,
+}
+
+impl Store {
+    fn new(parent: Option<PathBuf>) -> Self {
+        Store {
+            memory: FxHashMap::default(),
+            spilled: FxHashMap::default(),
+            dir: None,
+            parent,
+            next_file: 0,
+        }
+    }
+
+    /// The value, read back from disk if it was spilled (then it is in memory again; the
+    /// bool says so).
+    fn get(&mut self, key: &Key) -> Result<Option<(Value, bool)>> {
+        if let Some(v) = self.memory.get(key) {
+            return Ok(Some((v.clone(), false)));
+        }
+        let Some((path, fns)) = self.spilled.remove(key) else {
+            return Ok(None);
+        };
+        let file = std::fs::File::open(&path).map_err(|e| RaskError::io(path.display(), e))?;
+        let mut r = std::io::BufReader::new(file);
+        let v = fns
+            .decode(&mut r)
+            .map_err(|e| RaskError::io(path.display(), e))?;
+        let _ = std::fs::remove_file(&path);
+        self.memory.insert(key.clone(), v.clone());
+        Ok(Some((v, true)))
+    }
+
+    /// The value without changing where it lives: a spilled one is read from disk and left
+    /// there (the data port serving a peer must not change the worker's memory accounting).
+    fn peek(&self, key: &Key) -> Result<Option<Value>> {
+        if let Some(v) = self.memory.get(key) {
+            return Ok(Some(v.clone()));
+        }
+        let Some((path, fns)) = self.spilled.get(key) else {
+            return Ok(None);
+        };
+        let file = std::fs::File::open(path).map_err(|e| RaskError::io(path.display(), e))?;
+        let v = fns
+            .decode(&mut std::io::BufReader::new(file))
+            .map_err(|e| RaskError::io(path.display(), e))?;
+        Ok(Some(v))
+    }
+
+    fn spill(&mut self, key: &Key) -> Result<bool> {
+        let Some(v) = self.memory.get(key) else {
+            return Ok(false);
+        };
+        if !v.can_spill() {
+            return Ok(false);
+        }
+        if self.dir.is_none() {
+            let mut b = tempfile::Builder::new();
+            b.prefix("rask-worker-spill-");
+            let dir = match &self.parent {
+                Some(p) => b.tempdir_in(p),
+                None => b.tempdir(),
+            }
+            .map_err(|e| RaskError::io("the worker's spill directory", e))?;
+            self.dir = Some(dir);
+        }
+        let dir = self.dir.as_ref().expect("made above").path();
+        self.next_file += 1;
+        let path = dir.join(format!("{}.bin", self.next_file));
+        let file = std::fs::File::create(&path).map_err(|e| RaskError::io(path.display(), e))?;
+        let mut w = std::io::BufWriter::new(file);
+        let fns = v.spill(&mut w).map_err(|e| RaskError::io(path.display(), e))?;
+        let Some(fns) = fns else {
+            let _ = std::fs::remove_file(&path);
+            return Ok(false);
+        };
+        use std::io::Write;
+        w.flush().map_err(|e| RaskError::io(path.display(), e))?;
+        self.memory.remove(key);
+        self.spilled.insert(key.clone(), (path, fns));
+        Ok(true)
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.memory.remove(key);
+        if let Some((path, _)) = self.spilled.remove(key) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.memory.clear();
+        for (_, (path, _)) in self.spilled.drain() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+type SharedStore = Arc<Mutex<Store>>;
+
+fn lock(store: &SharedStore) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One task for an executor thread.
+struct Job {
+    key: Key,
+    op: Arc<WireOp>,
+    inputs: Vec<Value>,
+}
+
+enum Event {
+    Scheduler(Vec<ToWorker>),
+    SchedulerGone(String),
+    Executed(Key, std::result::Result<Value, RemoteError>),
+    Fetched {
+        from: String,
+        keys: Vec<Key>,
+        outcome: FetchOutcome,
+    },
+}
+
+enum FetchOutcome {
+    Data {
+        values: Vec<(Key, Value)>,
+        missing: Vec<Key>,
+    },
+    Busy,
+    Failed(String),
+}
+
+/// The executor threads' queue: jobs and a stop flag, with the condition variable they wait on.
+type JobQueue = Arc<(Mutex<(VecDeque<Job>, bool)>, Condvar)>;
+
+/// A fixed pool of executor threads fed from one queue.
+struct Pool {
+    queue: JobQueue,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(n: u32, events: mpsc::UnboundedSender<Event>) -> Self {
+        let queue: JobQueue = Arc::new((Mutex::new((VecDeque::new(), false)), Condvar::new()));
+        let threads = (0..n.max(1))
+            .map(|i| {
+                let q = queue.clone();
+                let events = events.clone();
+                std::thread::Builder::new()
+                    .name(format!("rask-exec-{i}"))
+                    .spawn(move || executor_thread(q, events))
+                    .expect("spawning an executor thread")
+            })
+            .collect();
+        Pool { queue, threads }
+    }
+
+    fn submit(&self, job: Job) {
+        let (m, cv) = &*self.queue;
+        m.lock().unwrap_or_else(|p| p.into_inner()).0.push_back(job);
+        cv.notify_one();
+    }
+
+    fn shutdown(self) {
+        let (m, cv) = &*self.queue;
+        m.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        cv.notify_all();
+        // Threads running a long task are left to finish on their own: their results have
+        // nowhere to go.
+        drop(self.threads);
+    }
+}
+
+fn executor_thread(queue: JobQueue, events: mpsc::UnboundedSender<Event>) {
+    let (m, cv) = &*queue;
+    loop {
+        let job = {
+            let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if g.1 {
+                    return;
+                }
+                if let Some(j) = g.0.pop_front() {
+                    break j;
+                }
+                g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let result = run_job(&job);
+        if events.send(Event::Executed(job.key, result)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes the op and runs it, turning errors and panics into a `RemoteError` naming the task.
+fn run_job(job: &Job) -> std::result::Result<Value, RemoteError> {
+    let op = OpRegistry::global()
+        .decode(&job.op.name, &job.op.params)
+        .map_err(|e| RemoteError {
+            key: job.key.to_string(),
+            op: job.op.name.clone(),
+            kind: ErrorKind::Failed,
+            message: format!("cannot rebuild the op on this worker: {e}"),
+        })?;
+    match std::panic::catch_unwind(AssertUnwindSafe(|| op.execute(&job.inputs))) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(RemoteError {
+            key: job.key.to_string(),
+            op: op.name().to_string(),
+            kind: ErrorKind::Failed,
+            message: e.to_string(),
+        }),
+        Err(panic) => Err(RemoteError {
+            key: job.key.to_string(),
+            op: op.name().to_string(),
+            kind: ErrorKind::Panicked,
+            message: panic_message(&panic),
+        }),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".into()
+    }
+}
+
+/// Encodes a value for the wire.
+pub(crate) fn to_wire(v: &Value) -> Result<WireValue> {
+    let (tag, bytes) = v.encode()?;
+    Ok(WireValue::new(tag, bytes))
+}
+
+/// Decodes a value from the wire.
+pub(crate) fn from_wire(v: &WireValue) -> Result<Value> {
+    Value::decode(&v.type_tag, &v.data)
+}
+
+/// The process's resident set size in bytes (0 where unknown).
+pub fn process_rss() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
+            && let Some(rss) = s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok())
+        {
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+            return rss * page.max(0) as u64;
+        }
+    }
+    0
+}
+
+/// Connections to peers' data ports, kept for reuse.
+#[derive(Clone, Default)]
+struct PeerPool {
+    idle: Arc<Mutex<FxHashMap<String, Vec<(FrameReader, FrameWriter)>>>>,
+    max_frame: u64,
+    token: Option<String>,
+}
+
+impl PeerPool {
+    async fn get_data(&self, addr: &str, keys: Vec<Key>) -> Result<PeerResponse> {
+        let conn = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.get_mut(addr).and_then(Vec::pop)
+        };
+        let (mut r, mut w) = match conn {
+            Some(c) => c,
+            None => {
+                let hello = Hello::Peer {
+                    version: PROTOCOL_VERSION,
+                    fingerprint: comm::local_fingerprint(),
+                    token: self.token.clone(),
+                };
+                let (r, w, _) = comm::connect(addr, hello, self.max_frame).await?;
+                (r, w)
+            }
+        };
+        w.send(&mut [PeerRequest::GetData { keys }]).await?;
+        let mut answer = r.recv_some::<PeerResponse>().await?;
+        let resp = answer.pop().ok_or_else(|| RaskError::Comm {
+            peer: addr.to_string(),
+            message: "empty answer to GetData".into(),
+        })?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(addr.to_string())
+            .or_default()
+            .push((r, w));
+        Ok(resp)
+    }
+}
+
+/// Fetches `keys` from a peer's data port and decodes them: what a client's `gather` does
+/// for results that were not sent inline.
+pub async fn fetch_values(
+    addr: &str,
+    keys: Vec<Key>,
+    token: Option<String>,
+    max_frame: u64,
+) -> Result<(Vec<(Key, Value)>, Vec<Key>)> {
+    let pool = PeerPool {
+        idle: Default::default(),
+        max_frame,
+        token,
+    };
+    loop {
+        match pool.get_data(addr, keys.clone()).await? {
+            PeerResponse::Data { values, missing } => {
+                let mut out = Vec::with_capacity(values.len());
+                for (k, v) in values {
+                    let value = from_wire(&v).map_err(|e| e.context(format!("value of {k}")))?;
+                    out.push((k, value));
+                }
+                return Ok((out, missing));
+            }
+            PeerResponse::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// Runs a worker until the scheduler closes it (or is gone for `reconnect_for`), on a tokio
+/// runtime of its own. Blocks the calling thread.
+pub fn run_worker(opts: WorkerOptions) -> Result<WorkerExit> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rask-worker-io")
+        .enable_all()
+        .build()
+        .map_err(|e| RaskError::io("the worker's runtime", e))?;
+    let out = rt.block_on(worker_main(opts));
+    rt.shutdown_timeout(Duration::from_millis(100));
+    out
+}
+
+async fn worker_main(opts: WorkerOptions) -> Result<WorkerExit> {
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| RaskError::Comm {
+            peer: opts.listen.clone(),
+            message: format!("the data port cannot listen: {e}"),
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| RaskError::io(&opts.listen, e))?;
+    let address = match &opts.contact_host {
+        Some(h) => format!("{h}:{}", local.port()),
+        None => local.to_string(),
+    };
+    let store: SharedStore = Arc::new(Mutex::new(Store::new(opts.spill_dir.clone())));
+    let outgoing = Arc::new(AtomicUsize::new(0));
+    let server = tokio::spawn(serve_data(
+        listener,
+        store.clone(),
+        outgoing.clone(),
+        opts.clone(),
+    ));
+    let peers = PeerPool {
+        idle: Default::default(),
+        max_frame: opts.max_frame,
+        token: opts.token.clone(),
+    };
+    let result = loop {
+        let session = connect_scheduler(&opts, &address).await;
+        let (r, w) = match session {
+            Ok(rw) => rw,
+            Err(e) => break Err(e),
+        };
+        match run_session(&opts, &address, r, w, &store, &peers).await {
+            Ok(Some(exit)) => break Ok(exit),
+            Ok(None) => {
+                // Lost the scheduler: it has forgotten us and everything we held. Start over
+                // empty and join again.
+                lock(&store).clear();
+                tracing::warn!("{}: lost the scheduler; reconnecting", opts.name);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    server.abort();
+    lock(&store).clear();
+    result
+}
+
+async fn connect_scheduler(opts: &WorkerOptions, address: &str) -> Result<(FrameReader, FrameWriter)> {
+    let deadline = Instant::now() + opts.reconnect_for;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let hello = Hello::Worker {
+            version: PROTOCOL_VERSION,
+            fingerprint: comm::local_fingerprint(),
+            name: opts.name.clone(),
+            token: opts.token.clone(),
+            listen: address.to_string(),
+            nthreads: opts.nthreads,
+            memory_limit: opts.memory_limit,
+            pid: std::process::id(),
+        };
+        match comm::connect(&opts.scheduler, hello, opts.max_frame).await {
+            Ok((r, w, id)) => {
+                tracing::info!("{} joined {} as worker {id}", opts.name, opts.scheduler);
+                return Ok((r, w));
+            }
+            // A refusal will not change by retrying.
+            Err(e @ RaskError::Refused { .. }) => return Err(e),
+            Err(e) => {
+                if Instant::now() >= deadline {
+                    return Err(e.context(format!(
+                        "worker {} could not reach the scheduler for {:?}",
+                        opts.name, opts.reconnect_for
+                    )));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// One connection to the scheduler. `Ok(None)`: the connection was lost (reconnect).
+async fn run_session(
+    opts: &WorkerOptions,
+    address: &str,
+    mut r: FrameReader,
+    w: FrameWriter,
+    store: &SharedStore,
+    peers: &PeerPool,
+) -> Result<Option<WorkerExit>> {
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+    let (sched_tx, sched_rx) = mpsc::unbounded_channel::<FromWorker>();
+    let writer = tokio::spawn(crate::scheduler::writer_loop(w, sched_rx));
+    let reader = {
+        let ev_tx = ev_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match r.recv::<ToWorker>().await {
+                    Ok(Some(msgs)) => {
+                        if ev_tx.send(Event::Scheduler(msgs)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {
+                        let _ = ev_tx.send(Event::SchedulerGone("connection closed".into()));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = ev_tx.send(Event::SchedulerGone(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let pool = Pool::new(opts.nthreads, ev_tx.clone());
+    let mut ws = WorkerState::new(WorkerConfig::new(opts.nthreads, opts.memory_limit), address.to_string());
+    let mut heartbeat = tokio::time::interval(opts.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let mut ctx = Ctx {
+        store: store.clone(),
+        pool,
+        sched_tx,
+        ev_tx: ev_tx.clone(),
+        peers: peers.clone(),
+        inline_limit: WorkerConfig::new(opts.nthreads, opts.memory_limit).inline_limit,
+    };
+    let outcome = loop {
+        let retry_sleep = async {
+            match retry_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ev = ev_rx.recv() => {
+                let Some(ev) = ev else { break Ok(None) };
+                let mut stop = ctx.apply(ev, &mut ws);
+                let mut n = 0;
+                while stop.is_none() && n < 4096 {
+                    match ev_rx.try_recv() {
+                        Ok(ev) => stop = ctx.apply(ev, &mut ws),
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                if let Some(s) = stop {
+                    break Ok(s);
+                }
+                if let Some(exit) = ctx.run_instructions(&mut ws) {
+                    break Ok(Some(exit));
+                }
+                if ctx.busy_pending(&ws) && retry_at.is_none() {
+                    retry_at = Some(tokio::time::Instant::now() + Duration::from_millis(20));
+                }
+            }
+            _ = retry_sleep => {
+                retry_at = None;
+                ws.retry_busy();
+                if let Some(exit) = ctx.run_instructions(&mut ws) {
+                    break Ok(Some(exit));
+                }
+            }
+            _ = heartbeat.tick() => {
+                ws.memory_report(process_rss());
+                let _ = ctx.sched_tx.send(FromWorker::Heartbeat { metrics: ws.metrics() });
+                if let Some(exit) = ctx.run_instructions(&mut ws) {
+                    break Ok(Some(exit));
+                }
+            }
+        }
+    };
+    reader.abort();
+    // Let the writer flush what is queued (a last TaskErred, say) before closing.
+    drop(ctx.sched_tx);
+    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+    ctx.pool.shutdown();
+    outcome
+}
+
+struct Ctx {
+    store: SharedStore,
+    pool: Pool,
+    sched_tx: mpsc::UnboundedSender<FromWorker>,
+    ev_tx: mpsc::UnboundedSender<Event>,
+    peers: PeerPool,
+    inline_limit: u64,
+}
+
+impl Ctx {
+    /// Applies one event. `Some(None)`: the scheduler is gone; `Some(Some(exit))`: stop.
+    fn apply(&mut self, ev: Event, ws: &mut WorkerState) -> Option<Option<WorkerExit>> {
+        match ev {
+            Event::Scheduler(msgs) => {
+                for m in msgs {
+                    match m {
+                        ToWorker::Close => return Some(Some(WorkerExit::Closed)),
+                        ToWorker::PutData { values } => {
+                            let mut got = Vec::with_capacity(values.len());
+                            for (k, v) in values {
+                                match from_wire(&v) {
+                                    Ok(value) => {
+                                        got.push((k.clone(), value.nbytes() as u64));
+                                        lock(&self.store).memory.insert(k, value);
+                                    }
+                                    Err(e) => tracing::error!("scattered value {k}: {e}"),
+                                }
+                            }
+                            ws.put_data(got);
+                        }
+                        ToWorker::SendInline { keys } => {
+                            let mut values = Vec::new();
+                            for k in keys {
+                                let got = lock(&self.store).get(&k);
+                                match got {
+                                    Ok(Some((v, unspilled))) => {
+                                        if unspilled {
+                                            ws.unspilled(&k);
+                                        }
+                                        match to_wire(&v) {
+                                            Ok(w) => values.push((k, w)),
+                                            Err(e) => tracing::error!("value of {k}: {e}"),
+                                        }
+                                    }
+                                    Ok(None) => {}
+                                    Err(e) => tracing::error!("value of {k}: {e}"),
+                                }
+                            }
+                            let _ = self.sched_tx.send(FromWorker::InlineValues { values });
+                        }
+                        other => ws.handle_scheduler(other),
+                    }
+                }
+                None
+            }
+            Event::SchedulerGone(why) => {
+                tracing::warn!("scheduler connection ended: {why}");
+                Some(None)
+            }
+            Event::Executed(key, result) => {
+                match result {
+                    Ok(value) => {
+                        let nbytes = value.nbytes() as u64;
+                        let tag = value.type_tag().to_string();
+                        lock(&self.store).memory.insert(key.clone(), value);
+                        ws.execute_finished(&key, Ok((nbytes, tag)));
+                    }
+                    Err(e) => ws.execute_finished(&key, Err(e)),
+                }
+                None
+            }
+            Event::Fetched {
+                from,
+                keys,
+                outcome,
+            } => {
+                match outcome {
+                    FetchOutcome::Data { values, missing } => {
+                        let mut got = Vec::with_capacity(values.len());
+                        {
+                            let mut store = lock(&self.store);
+                            for (k, v) in values {
+                                got.push((k.clone(), v.nbytes() as u64));
+                                store.memory.insert(k, v);
+                            }
+                        }
+                        ws.fetch_done(&from, got, missing);
+                    }
+                    FetchOutcome::Busy => ws.fetch_busy(&from, keys),
+                    FetchOutcome::Failed(why) => {
+                        tracing::warn!("fetch from {from} failed: {why}");
+                        ws.fetch_failed(&from, keys)
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn busy_pending(&self, ws: &WorkerState) -> bool {
+        ws.has_busy_retries()
+    }
+
+    /// Carries out what the state machine asked for; `Some(exit)` to stop the worker.
+    fn run_instructions(&mut self, ws: &mut WorkerState) -> Option<WorkerExit> {
+        // Instructions can produce more events for the state machine synchronously (a spill
+        // done, an input missing); loop until it has nothing more to say.
+        loop {
+            let instructions = ws.drain();
+            if instructions.is_empty() {
+                return None;
+            }
+            for ins in instructions {
+                match ins {
+                    WorkerInstruction::Execute { key, op, args } => {
+                        let mut inputs = Vec::with_capacity(args.len());
+                        let mut missing = None;
+                        for a in &args {
+                            let got = lock(&self.store).get(a);
+                            match got {
+                                Ok(Some((v, unspilled))) => {
+                                    if unspilled {
+                                        ws.unspilled(a);
+                                    }
+                                    inputs.push(v);
+                                }
+                                Ok(None) => {
+                                    missing = Some(format!("input {a} is not on this worker"));
+                                    break;
+                                }
+                                Err(e) => {
+                                    missing = Some(format!("input {a} could not be read back: {e}"));
+                                    break;
+                                }
+                            }
+                        }
+                        match missing {
+                            None => self.pool.submit(Job { key, op, inputs }),
+                            Some(message) => {
+                                let err = RemoteError {
+                                    key: key.to_string(),
+                                    op: op.name.clone(),
+                                    kind: ErrorKind::Failed,
+                                    message,
+                                };
+                                let _ = self.ev_tx.send(Event::Executed(key, Err(err)));
+                            }
+                        }
+                    }
+                    WorkerInstruction::Fetch { from, keys } => {
+                        let peers = self.peers.clone();
+                        let ev_tx = self.ev_tx.clone();
+                        tokio::spawn(async move {
+                            let outcome = match peers.get_data(&from, keys.clone()).await {
+                                Ok(PeerResponse::Data { values, missing }) => {
+                                    let decoded = tokio::task::spawn_blocking(move || {
+                                        let mut out = Vec::with_capacity(values.len());
+                                        for (k, v) in values {
+                                            let value = from_wire(&v)
+                                                .map_err(|e| format!("value of {k}: {e}"))?;
+                                            out.push((k, value));
+                                        }
+                                        Ok::<_, String>(out)
+                                    })
+                                    .await;
+                                    match decoded {
+                                        Ok(Ok(values)) => FetchOutcome::Data { values, missing },
+                                        Ok(Err(e)) => FetchOutcome::Failed(e),
+                                        Err(e) => FetchOutcome::Failed(e.to_string()),
+                                    }
+                                }
+                                Ok(PeerResponse::Busy) => FetchOutcome::Busy,
+                                Err(e) => FetchOutcome::Failed(e.to_string()),
+                            };
+                            let _ = ev_tx.send(Event::Fetched {
+                                from,
+                                keys,
+                                outcome,
+                            });
+                        });
+                    }
+                    WorkerInstruction::Send(mut m) => {
+                        // The state machine does not know the type of a value it did not
+                        // compute (a replica answered at once): the store does.
+                        if let FromWorker::TaskFinished { key, type_tag, .. } = &mut m
+                            && type_tag.is_empty()
+                            && let Ok(Some(v)) = lock(&self.store).peek(key)
+                        {
+                            *type_tag = v.type_tag().to_string();
+                        }
+                        let _ = self.sched_tx.send(m);
+                    }
+                    WorkerInstruction::SendFinishedInline {
+                        key,
+                        nbytes,
+                        type_tag,
+                    } => {
+                        let value = if nbytes <= self.inline_limit {
+                            let v = lock(&self.store).memory.get(&key).cloned();
+                            v.and_then(|v| to_wire(&v).ok())
+                        } else {
+                            None
+                        };
+                        let _ = self.sched_tx.send(FromWorker::TaskFinished {
+                            key,
+                            nbytes,
+                            type_tag,
+                            value,
+                        });
+                    }
+                    WorkerInstruction::Release { key } => lock(&self.store).remove(&key),
+                    WorkerInstruction::Spill { key } => {
+                        let ok = match lock(&self.store).spill(&key) {
+                            Ok(ok) => ok,
+                            Err(e) => {
+                                tracing::error!("spilling {key}: {e}");
+                                false
+                            }
+                        };
+                        ws.spilled(&key, ok);
+                    }
+                    WorkerInstruction::Restart { reason } => {
+                        tracing::error!("restarting: {reason}");
+                        return Some(WorkerExit::Restart(reason));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The data port: answers `GetData` from the store.
+async fn serve_data(
+    listener: TcpListener,
+    store: SharedStore,
+    outgoing: Arc<AtomicUsize>,
+    opts: WorkerOptions,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let store = store.clone();
+        let outgoing = outgoing.clone();
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            let (mut r, mut w) = comm::split(stream, opts.max_frame);
+            match comm::accept(&mut r, &mut w, opts.token.as_deref()).await {
+                Ok(Hello::Peer { .. }) => {}
+                Ok(_) => {
+                    tracing::warn!("data port: {} is not a peer; closing", r.peer());
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!("data port refused {}: {e}", r.peer());
+                    return;
+                }
+            }
+            if w.send(&mut [Welcome::Accepted { id: 0 }]).await.is_err() {
+                return;
+            }
+            loop {
+                let reqs = match r.recv::<PeerRequest>().await {
+                    Ok(Some(reqs)) => reqs,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!("data port: {e}");
+                        return;
+                    }
+                };
+                for req in reqs {
+                    let PeerRequest::GetData { keys } = req;
+                    let mut answer = if outgoing.fetch_add(1, Ordering::SeqCst)
+                        >= opts.max_outgoing_transfers
+                    {
+                        PeerResponse::Busy
+                    } else {
+                        let store = store.clone();
+                        let res = tokio::task::spawn_blocking(move || {
+                            let mut values = Vec::new();
+                            let mut missing = Vec::new();
+                            for k in keys {
+                                // Read under the lock, encode outside it.
+                                let got = lock(&store).peek(&k).ok().flatten();
+                                match got.map(|v| to_wire(&v)) {
+                                    Some(Ok(w)) => values.push((k, w)),
+                                    _ => missing.push(k),
+                                }
+                            }
+                            PeerResponse::Data { values, missing }
+                        })
+                        .await;
+                        res.unwrap_or(PeerResponse::Busy)
+                    };
+                    outgoing.fetch_sub(1, Ordering::SeqCst);
+                    if w.send(std::slice::from_mut(&mut answer)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
