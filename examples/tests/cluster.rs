@@ -38,14 +38,19 @@ fn pi() -> Result<(), Failed> {
     }
     // The batches are the tutorial's seeded ones: the first 100 alone match the eager sum.
     let eager100 = monte_carlo_pi_eager(100, 2000, 0);
-    let futs = c.map(|s| rask_examples::delayed_tutorial::pi_batch(s, 2000), 0..100)?;
+    let futs = c.map(
+        |s| rask_examples::delayed_tutorial::pi_batch(s, 2000),
+        0..100,
+    )?;
     let hits: u64 = c.gather(&futs)?.into_iter().sum();
     let pi100 = 4.0 * hits as f64 / 200_000.0;
     if pi100 != eager100 {
         return Err(format!("{pi100} != eager {eager100}").into());
     }
     // Bad arguments are refused by name.
-    let err = pi_until_converged(&c, 0, 10, 1e-3, 10).unwrap_err().to_string();
+    let err = pi_until_converged(&c, 0, 10, 1e-3, 10)
+        .unwrap_err()
+        .to_string();
     if !err.contains("first") {
         return Err(err.into());
     }
@@ -101,7 +106,13 @@ fn emergency_lab() -> Result<(), Failed> {
     }
     for s in &lab.schemes {
         if s.responses.len() != s.zones as usize * 100 || s.p90 < s.mean {
-            return Err(format!("{} zones: {} responses, p90 {}", s.zones, s.responses.len(), s.p90).into());
+            return Err(format!(
+                "{} zones: {} responses, p90 {}",
+                s.zones,
+                s.responses.len(),
+                s.p90
+            )
+            .into());
         }
     }
     // The histogram decodes, with the documented size, and is the oracle's byte for byte.
@@ -110,8 +121,14 @@ fn emergency_lab() -> Result<(), Failed> {
     let mut reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info()?;
     let mut pixels = vec![0; reader.output_buffer_size().ok_or("PNG too large")?];
     let info = reader.next_frame(&mut pixels)?;
-    if (info.width, info.height) != (PNG_WIDTH, PNG_HEIGHT) || info.color_type != png::ColorType::Rgb {
-        return Err(format!("PNG is {}x{} {:?}", info.width, info.height, info.color_type).into());
+    if (info.width, info.height) != (PNG_WIDTH, PNG_HEIGHT)
+        || info.color_type != png::ColorType::Rgb
+    {
+        return Err(format!(
+            "PNG is {}x{} {:?}",
+            info.width, info.height, info.color_type
+        )
+        .into());
     }
     if bytes != std::fs::read(eager.path().join(PNG_FILE))? {
         return Err("cluster and eager PNGs differ".into());

@@ -553,3 +553,30 @@ pub fn from_computed_blocks<T: Element>(like: &Array<T>, values: Vec<Value>) -> 
         Layer::new(tasks, Vec::new()),
     ))
 }
+
+/// An array with the keys, chunks and shape of `like` whose blocks come from `ops`, one op
+/// without inputs per block in block order: how an array persisted on a cluster points at
+/// blocks that stay on the workers. Errors if the count does not match the blocks.
+pub fn from_block_ops<T: Element>(like: &Array<T>, ops: Vec<Arc<dyn Op>>) -> Result<Array<T>> {
+    if ops.len() != like.npartitions() {
+        return Err(RaskError::invalid_argument(
+            "ops",
+            format!(
+                "{} ops for an array of {} blocks",
+                ops.len(),
+                like.npartitions()
+            ),
+        ));
+    }
+    let tasks = like
+        .chunks()
+        .block_indices()
+        .zip(ops)
+        .map(|(idx, op)| rask_graph::TaskSpec::new(like.block_key(&idx), op, []))
+        .collect();
+    Ok(Array::from_layer(
+        like.name().clone(),
+        like.chunks().clone(),
+        Layer::new(tasks, Vec::new()),
+    ))
+}

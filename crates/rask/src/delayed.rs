@@ -110,6 +110,14 @@ impl<T: Data> crate::compute::Persist for Delayed<T> {
         let layer = Layer::single(TaskSpec::new(self.key.clone(), op, vec![]), vec![]);
         Ok(Delayed::from_layer(layer, self.key.clone()))
     }
+
+    fn with_remote_ops(&self, ops: Vec<Arc<dyn Op>>) -> Result<Self> {
+        let op = ops.into_iter().next().ok_or_else(|| {
+            RaskError::InvalidGraph(format!("no op given for {}", self.key))
+        })?;
+        let layer = Layer::single(TaskSpec::new(self.key.clone(), op, vec![]), vec![]);
+        Ok(Delayed::from_layer(layer, self.key.clone()))
+    }
 }
 
 /// Wraps a plain value as a `Delayed` (Dask's `delayed(value)`). The key is deterministic

@@ -202,7 +202,7 @@ impl Client {
 
     /// Cancels futures: their keys stop (and what only they need); waiting on them gives a
     /// cancelled error.
-    pub fn cancel<T>(&self, futures: &[Future<T>]) -> Result<()> {
+    pub fn cancel<T: Data>(&self, futures: &[Future<T>]) -> Result<()> {
         let keys: Vec<Key> = futures.iter().map(|f| f.key().clone()).collect();
         self.raw.cancel(&keys)
     }

@@ -77,6 +77,9 @@ pub mod array {
         fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
             from_computed_blocks(self, values)
         }
+        fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
+            from_block_ops(self, ops)
+        }
     }
 
     /// `.to_ndarray()` on arrays; in the prelude.

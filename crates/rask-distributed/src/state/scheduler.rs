@@ -1974,6 +1974,12 @@ mod tests {
         pub(super) held: BTreeMap<Key, u64>,
         pub(super) outbox: VecDeque<FromWorker>,
         pub(super) frees: Vec<Key>,
+        /// Keys freed while this worker's finish (or error) for them was still in flight. If
+        /// the scheduler re-sends such a key to this worker before the stale finish arrives,
+        /// it cannot tell the two runs apart (the protocol carries no attempt number), so it
+        /// may take the stale finish for the new run: a known, harmless duplicate (see the
+        /// module docs). The double-run check exempts exactly these keys.
+        pub(super) ambiguous: BTreeSet<Key>,
     }
 
     pub(super) struct Sim {
@@ -1985,6 +1991,8 @@ mod tests {
         pub(super) fail: FxHashMap<Key, u32>,
         pub(super) runs: FxHashMap<Key, u32>,
         next_worker: WorkerId,
+        /// `SCHED_TRACE=1` prints every message, for debugging a failing case.
+        trace: bool,
     }
 
     impl Sim {
@@ -1997,6 +2005,7 @@ mod tests {
                 fail: FxHashMap::default(),
                 runs: FxHashMap::default(),
                 next_worker: 1,
+                trace: std::env::var_os("SCHED_TRACE").is_some(),
             }
         }
 
@@ -2012,6 +2021,7 @@ mod tests {
                     held: BTreeMap::new(),
                     outbox: VecDeque::new(),
                     frees: Vec::new(),
+                    ambiguous: BTreeSet::new(),
                 },
             );
             self.s.add_worker(
@@ -2032,6 +2042,9 @@ mod tests {
         }
 
         pub(super) fn kill(&mut self, w: WorkerId, cause: &str) {
+            if self.trace {
+                eprintln!("kill w{w}");
+            }
             self.workers.remove(&w);
             self.s.remove_worker(w, cause);
             self.pump();
@@ -2039,11 +2052,17 @@ mod tests {
 
         pub(super) fn client(&mut self, c: ClientId, msg: ToScheduler) {
             let msg = rt(msg);
+            if self.trace {
+                eprintln!("c{c} -> {msg:?}");
+            }
             self.s.handle_client(c, msg);
             self.pump();
         }
 
         pub(super) fn balance(&mut self) {
+            if self.trace {
+                eprintln!("balance");
+            }
             self.s.balance();
             self.pump();
         }
@@ -2054,11 +2073,16 @@ mod tests {
                 match o {
                     Outgoing::Worker(w, m) => {
                         let m = rt(m);
+                        if self.trace {
+                            eprintln!("  -> w{w}: {m:?}");
+                        }
                         assert!(self.workers.contains_key(&w), "message to dead worker {w}: {m:?}");
                         if let ToWorker::ComputeTask { key, .. } = &m {
                             for (ow, fw) in &self.workers {
                                 assert!(
-                                    *ow == w || !fw.tasks.contains_key(key),
+                                    *ow == w
+                                        || !fw.tasks.contains_key(key)
+                                        || fw.ambiguous.contains(key),
                                     "{key} sent to worker {w} while worker {ow} still has it: \
                                      it would run twice"
                                 );
@@ -2068,6 +2092,9 @@ mod tests {
                     }
                     Outgoing::Client(c, m) => {
                         let m = rt(m);
+                        if self.trace {
+                            eprintln!("  -> c{c}: {m:?}");
+                        }
                         self.inbox.entry(c).or_default().push(m);
                     }
                 }
@@ -2146,6 +2173,9 @@ mod tests {
                 return false;
             };
             let m = rt(m);
+            if self.trace {
+                eprintln!("w{w} -> {m:?}");
+            }
             self.s.handle_worker(w, m);
             self.pump();
             true
@@ -2218,6 +2248,14 @@ mod tests {
                 }
                 ToWorker::FreeKeys { keys } => {
                     for key in keys {
+                        let in_flight = self.outbox.iter().any(|m| match m {
+                            FromWorker::TaskFinished { key: kk, .. }
+                            | FromWorker::TaskErred { key: kk, .. } => *kk == key,
+                            _ => false,
+                        });
+                        if in_flight {
+                            self.ambiguous.insert(key.clone());
+                        }
                         self.tasks.remove(&key);
                         self.held.remove(&key);
                         self.frees.push(key);
@@ -3071,6 +3109,11 @@ mod proptests {
         for w in sim.workers.values() {
             assert!(w.tasks.is_empty() && w.outbox.is_empty());
         }
+    }
+
+    #[test]
+    fn regression_case_1() {
+        run_case(8613715740623178686, vec![(104,37156,10811), (217,47811,45177), (8,20764,33781), (88,61485,1239), (28,49455,8086), (112,57244,36921), (207,36120,29445), (14,5246,56559), (48,57480,29621), (245,38523,47990), (136,55151,29729), (144,50192,26827), (110,40409,32647), (98,5695,40834), (69,38081,39959), (209,4954,17249), (187,60110,52535), (237,20946,20595), (16,2890,4333), (8,62858,3464), (9,5422,50561), (127,27104,58725), (131,7572,58381), (185,27662,13963), (109,24602,40751), (96,47892,60924), (142,783,32591), (134,34199,41667), (152,46572,47769), (0,40798,48481), (198,6980,37458), (127,48115,34209), (215,32471,26996), (234,50326,64924), (0,51928,13912), (116,39529,45554), (237,30519,27980), (230,30369,42477), (250,39786,31120), (106,6414,37745), (183,29216,24666), (250,21296,53933), (134,31068,54226), (161,57226,61581), (118,52316,53687), (74,25110,41481), (42,59921,28215), (43,60595,8728), (213,15976,50464), (222,47593,3160), (120,49697,40850), (15,27343,13812), (237,25430,12905), (56,57220,36247), (72,9725,19309), (67,16809,26823), (70,38359,27233), (207,26931,54769), (89,21408,63225), (22,24598,34688), (253,42966,42517), (29,28275,55217), (23,25623,50482), (236,9333,2937), (194,42223,8097), (80,4221,21448), (23,40548,35429), (195,8629,63118), (50,7096,64666), (160,7266,44745), (241,40265,55557), (159,59617,29130), (12,56396,18216), (85,64844,64846), (220,18910,20161), (20,3543,62098), (183,11409,31496), (130,15839,44605), (169,31300,61055), (146,26486,49023), (116,45474,46850), (127,60013,7417), (201,20839,16671), (15,23507,12455), (16,52515,5618), (3,23010,37235), (151,47282,2207), (149,38411,4063), (159,58198,13482), (178,56744,29234), (9,4455,50860), (19,46139,59037), (200,21997,49853), (131,297,64100), (123,21612,32558), (228,37389,25689), (17,23351,30337), (127,37117,5131), (106,47415,6473), (231,61882,56094), (51,49330,48786), (20,62338,57187), (7,40217,37355), (48,52714,8714), (198,60112,23079), (75,23464,34467), (118,63626,42952), (151,31631,63436), (130,20409,12246), (124,12460,40140), (125,37278,55931), (33,46144,10753), (105,4478,15297), (62,39157,57034), (51,9991,30749), (173,32178,18842), (240,22406,4758), (154,65526,21168), (117,11425,6328), (73,43858,57297), (229,54654,45806), (68,53059,16042)]);
     }
 
     proptest! {

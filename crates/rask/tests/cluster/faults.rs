@@ -22,10 +22,10 @@ fn add(x: i64, y: i64) -> i64 {
 
 /// Kills the process running it, the way an out-of-memory kill would.
 #[rask::delayed]
-fn die(x: i64) -> i64 {
+fn die(_x: i64) -> i64 {
     std::process::abort();
     #[allow(unreachable_code)]
-    x
+    _x
 }
 
 fn signal(pid: u32, sig: i32) {
