@@ -12,7 +12,11 @@ use rask::prelude::*;
 fn main() -> anyhow::Result<()> {
     rask::distributed::init();
     let mut args = std::env::args().skip(1);
-    let size: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20_000);
+    let size: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(20_000);
     let chunk: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let x = array::random::normal(10.0, 0.1, &[size, size], (chunk, chunk), 42)?;
     let means = x.mean(0)?.slice(&s![..;100])?;

@@ -85,7 +85,10 @@ fn main() -> anyhow::Result<()> {
                 ("scheduler", s("cluster-2x1")),
                 ("tasks", tasks.to_string()),
                 ("median_s", t.as_secs_f64().to_string()),
-                ("us_per_task", (t.as_secs_f64() * 1e6 / tasks as f64).to_string()),
+                (
+                    "us_per_task",
+                    (t.as_secs_f64() * 1e6 / tasks as f64).to_string(),
+                ),
             ],
             &format!(
                 "{tasks:>8} tasks on 2 workers: {:>8.3} s, {:>7.2} us/task",

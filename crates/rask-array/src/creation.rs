@@ -447,10 +447,7 @@ impl<T: Element> Op for CheckBlock<T> {
         "from_delayed"
     }
     fn params(&self) -> Option<Vec<u8>> {
-        encode_params(
-            self.name(),
-            &(T::DTYPE.name(), &self.shape, &self.source),
-        )
+        encode_params(self.name(), &(T::DTYPE.name(), &self.shape, &self.source))
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let v = &inputs[0];

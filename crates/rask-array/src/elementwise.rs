@@ -504,7 +504,8 @@ fn decode_binary(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
                 shape,
                 kernel: logic_fn,
             }
-        ) as Arc<dyn Op>)),
+        )
+            as Arc<dyn Op>)),
     }
 }
 rask_graph::register_op!(BINARY, decode_binary);
@@ -814,7 +815,10 @@ fn decode_map(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
         | MapKind::Round
         | MapKind::Powf(_)
         | MapKind::Powi(_) => {
-            with_dtype!(MAP, &p.dtype, [f32, f64], |T| map_op_of::<T, T>(&p, float_fn::<T>))
+            with_dtype!(MAP, &p.dtype, [f32, f64], |T| map_op_of::<T, T>(
+                &p,
+                float_fn::<T>
+            ))
         }
         MapKind::Clip => with_dtype!(all: MAP, &p.dtype, |T| map_op_of::<T, T>(&p, clip_fn::<T>)),
         MapKind::AsType => with_dtype!(all: MAP, &p.dtype, |T| decode_cast::<T>(&p)),

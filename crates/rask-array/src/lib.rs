@@ -59,7 +59,8 @@ mod storage;
 pub use array::{Array, block_value, input_block};
 pub use chunks::{AUTO_CHUNK_BYTES, BlockIndices, ChunkSpec, Chunks};
 pub use creation::{
-    arange, eye, from_block_ops, from_computed_blocks, from_ndarray, from_task, full, linspace, ones, zeros,
+    arange, eye, from_block_ops, from_computed_blocks, from_ndarray, from_task, full, linspace,
+    ones, zeros,
 };
 pub use dtype::{DType, Element, FloatElement, NumElement};
 pub use elementwise::{ArithOp, CmpOp, where_};

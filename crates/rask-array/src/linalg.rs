@@ -52,13 +52,13 @@ const BLOCK_PRODUCT: &str = "rask.array.matmul.block";
 
 fn decode_block_product(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
     let p: BlockProductParams = decode_params(BLOCK_PRODUCT, params)?;
-    crate::dtype::with_dtype!(BLOCK_PRODUCT, &p.dtype, [f32, f64, i32, i64], |T| Ok(Arc::new(
-        BlockProduct::<T> {
+    crate::dtype::with_dtype!(BLOCK_PRODUCT, &p.dtype, [f32, f64, i32, i64], |T| Ok(
+        Arc::new(BlockProduct::<T> {
             rows: p.rows,
             cols: p.cols,
             _t: PhantomData,
-        }
-    ) as Arc<dyn Op>))
+        }) as Arc<dyn Op>
+    ))
 }
 rask_graph::register_op!(BLOCK_PRODUCT, decode_block_product);
 

@@ -148,8 +148,14 @@ fn decode_assemble(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
     for p in &pieces {
         let fits = p.dst.len() == shape.len()
             && p.src.len() == shape.len()
-            && p.dst.iter().zip(&shape).all(|(r, &n)| r.start <= r.end && r.end <= n)
-            && p.src.iter().zip(&p.dst).all(|(s, d)| s.start <= s.end && s.len() == d.len());
+            && p.dst
+                .iter()
+                .zip(&shape)
+                .all(|(r, &n)| r.start <= r.end && r.end <= n)
+            && p.src
+                .iter()
+                .zip(&p.dst)
+                .all(|(s, d)| s.start <= s.end && s.len() == d.len());
         if !fits {
             return Err(rask_error::RaskError::Serialization {
                 what: format!("parameters of op `{ASSEMBLE}`"),

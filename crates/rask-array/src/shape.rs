@@ -75,9 +75,18 @@ fn decode_shape(kind: Kind, params: &[u8]) -> Result<Arc<dyn Op>> {
         ShapeBlock::<T>::new(kind, p.shape, p.axes) as Arc<dyn Op>
     ))
 }
-rask_graph::register_op!(Kind::Transpose.op_name(), |p, _| decode_shape(Kind::Transpose, p));
-rask_graph::register_op!(Kind::Reshape.op_name(), |p, _| decode_shape(Kind::Reshape, p));
-rask_graph::register_op!(Kind::Broadcast.op_name(), |p, _| decode_shape(Kind::Broadcast, p));
+rask_graph::register_op!(Kind::Transpose.op_name(), |p, _| decode_shape(
+    Kind::Transpose,
+    p
+));
+rask_graph::register_op!(Kind::Reshape.op_name(), |p, _| decode_shape(
+    Kind::Reshape,
+    p
+));
+rask_graph::register_op!(Kind::Broadcast.op_name(), |p, _| decode_shape(
+    Kind::Broadcast,
+    p
+));
 rask_graph::register_op!(Kind::Alias.op_name(), |p, _| decode_shape(Kind::Alias, p));
 
 /// What one blockwise shape task does with its input block.

@@ -61,7 +61,10 @@ impl Op for RemoteKey {
 pub enum KeyStatus {
     Pending,
     /// In memory on some worker; `value` is here when it came inline or was fetched.
-    Finished { nbytes: u64, value: Option<Value> },
+    Finished {
+        nbytes: u64,
+        value: Option<Value>,
+    },
     Erred(RemoteError),
     Cancelled(String),
 }
@@ -388,20 +391,19 @@ impl Client {
     /// The value of a key: waits for it, then takes it from the inline copy or fetches it from
     /// a worker holding it. An erred key gives an error naming the task and its op.
     pub async fn result_async(&self, key: &Key) -> Result<Value> {
-        self.wait_until(std::slice::from_ref(key), None, |f| f[0]).await?;
+        self.wait_until(std::slice::from_ref(key), None, |f| f[0])
+            .await?;
         let status = self.status(key);
         match status {
-            KeyStatus::Finished {
-                value: Some(v), ..
-            } => Ok(v),
+            KeyStatus::Finished { value: Some(v), .. } => Ok(v),
             KeyStatus::Finished { value: None, .. } => {
                 let v = self.fetch(key).await?;
                 Ok(v)
             }
             KeyStatus::Erred(e) => Err(remote_to_error(&e)),
-            KeyStatus::Cancelled(reason) => Err(RaskError::Cancelled(Some(format!(
-                "{key}: {reason}"
-            )))),
+            KeyStatus::Cancelled(reason) => {
+                Err(RaskError::Cancelled(Some(format!("{key}: {reason}"))))
+            }
             KeyStatus::Pending => unreachable!("waited until done"),
         }
     }

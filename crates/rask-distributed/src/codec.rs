@@ -266,7 +266,10 @@ mod tests {
         let frame = encode(&mut sample()).unwrap().to_bytes();
         let body = frame.slice(8..);
         for cut in 0..body.len().min(400) {
-            assert!(decode::<ToWorker>(body.slice(..cut)).is_err(), "cut at {cut}");
+            assert!(
+                decode::<ToWorker>(body.slice(..cut)).is_err(),
+                "cut at {cut}"
+            );
         }
         assert!(decode::<ToWorker>(body.slice(..body.len() - 1)).is_err());
     }

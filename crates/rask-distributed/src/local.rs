@@ -338,7 +338,10 @@ fn spawn_worker(opts: &LocalClusterOptions, address: &str, i: usize) -> Result<C
         .env(ENV_MEMORY_LIMIT, opts.memory_limit.to_string())
         .env(ENV_NAME, format!("local-worker-{i}"))
         .env(ENV_HEARTBEAT_MS, opts.heartbeat.as_millis().to_string())
-        .env(ENV_RECONNECT_MS, opts.worker_reconnect.as_millis().to_string())
+        .env(
+            ENV_RECONNECT_MS,
+            opts.worker_reconnect.as_millis().to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     if let Some(t) = &opts.scheduler.token {

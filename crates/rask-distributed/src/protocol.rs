@@ -132,7 +132,9 @@ impl WireValue {
 
 /// When a task runs relative to others: higher user priority first, then earlier
 /// submissions, then the client's static order (rask_graph::order). Smaller sorts first.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Priority {
     /// The negated user priority (`submit(..).priority(10)` becomes -10).
     pub user: i32,
@@ -293,16 +295,31 @@ pub enum FromWorker {
         /// The value, when the scheduler asked for it inline and it is small.
         value: Option<WireValue>,
     },
-    TaskErred { key: Key, error: RemoteError },
+    TaskErred {
+        key: Key,
+        error: RemoteError,
+    },
     /// The worker now holds these keys (scatter, or replicas it fetched), with their sizes.
-    AddKeys { keys: Vec<(Key, u64)> },
+    AddKeys {
+        keys: Vec<(Key, u64)>,
+    },
     /// No peer the scheduler named had this key.
-    MissingData { key: Key, errant_worker: String },
+    MissingData {
+        key: Key,
+        errant_worker: String,
+    },
     /// The answer to `StealRequest`: `true` when the task was given back (it had not started).
-    StealResponse { key: Key, released: bool },
+    StealResponse {
+        key: Key,
+        released: bool,
+    },
     /// Values asked for with `SendInline`.
-    InlineValues { values: Vec<(Key, WireValue)> },
-    Heartbeat { metrics: WorkerMetrics },
+    InlineValues {
+        values: Vec<(Key, WireValue)>,
+    },
+    Heartbeat {
+        metrics: WorkerMetrics,
+    },
 }
 
 /// Worker or client to a worker's data port.

@@ -16,7 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::comm::{self, FrameReader, FrameWriter};
-use crate::protocol::{ClientId, FromWorker, Hello, ToClient, ToScheduler, ToWorker, Welcome, WorkerId};
+use crate::protocol::{
+    ClientId, FromWorker, Hello, ToClient, ToScheduler, ToWorker, Welcome, WorkerId,
+};
 use crate::state::{ClusterState, Outgoing, SchedulerConfig, WorkerInfo};
 
 /// How a scheduler is started.
@@ -128,12 +130,12 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
         .enable_all()
         .build()
         .map_err(|e| RaskError::io("the scheduler's runtime", e))?;
-    let listener = rt.block_on(TcpListener::bind(&opts.listen)).map_err(|e| {
-        RaskError::Comm {
+    let listener = rt
+        .block_on(TcpListener::bind(&opts.listen))
+        .map_err(|e| RaskError::Comm {
             peer: opts.listen.clone(),
             message: format!("cannot listen: {e}"),
-        }
-    })?;
+        })?;
     let address = listener
         .local_addr()
         .map_err(|e| RaskError::io(&opts.listen, e))?
@@ -161,7 +163,11 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
 
 /// The scheduler file: what workers and clients need to connect (Dask's `--scheduler-file`).
 /// JSON-free on purpose: `key = value` lines.
-pub fn write_scheduler_file(path: &std::path::Path, address: &str, token: Option<&str>) -> Result<()> {
+pub fn write_scheduler_file(
+    path: &std::path::Path,
+    address: &str,
+    token: Option<&str>,
+) -> Result<()> {
     use std::io::Write;
     let mut text = format!("address = {address}\n");
     if let Some(t) = token {
@@ -174,7 +180,9 @@ pub fn write_scheduler_file(path: &std::path::Path, address: &str, token: Option
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).map_err(|e| RaskError::io(path.display(), e))?;
+    let mut f = opts
+        .open(path)
+        .map_err(|e| RaskError::io(path.display(), e))?;
     f.write_all(text.as_bytes())
         .map_err(|e| RaskError::io(path.display(), e))
 }
@@ -208,7 +216,11 @@ pub fn read_scheduler_file(path: &std::path::Path) -> Result<SchedulerFile> {
             other => {
                 return Err(RaskError::invalid_argument(
                     "scheduler file",
-                    format!("{}: unknown key `{other}` on line {}", path.display(), i + 1),
+                    format!(
+                        "{}: unknown key `{other}` on line {}",
+                        path.display(),
+                        i + 1
+                    ),
                 ));
             }
         }
@@ -337,7 +349,9 @@ fn apply(
         Event::Worker(id, msgs) => {
             // Messages from a worker already removed (timed out) are dropped: its tasks were
             // given to others.
-            let Some(w) = workers.get_mut(&id) else { return };
+            let Some(w) = workers.get_mut(&id) else {
+                return;
+            };
             w.1 = Instant::now();
             for m in msgs {
                 state.handle_worker(id, m);
@@ -449,7 +463,10 @@ async fn handle_connection(
             writer.abort();
         }
         Hello::Peer { .. } => {
-            tracing::warn!("a peer connection reached the scheduler from {}; closing it", r.peer());
+            tracing::warn!(
+                "a peer connection reached the scheduler from {}; closing it",
+                r.peer()
+            );
         }
     }
 }

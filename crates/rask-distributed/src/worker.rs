@@ -158,7 +158,9 @@ impl Store {
         let path = dir.join(format!("{}.bin", self.next_file));
         let file = std::fs::File::create(&path).map_err(|e| RaskError::io(path.display(), e))?;
         let mut w = std::io::BufWriter::new(file);
-        let fns = v.spill(&mut w).map_err(|e| RaskError::io(path.display(), e))?;
+        let fns = v
+            .spill(&mut w)
+            .map_err(|e| RaskError::io(path.display(), e))?;
         let Some(fns) = fns else {
             let _ = std::fs::remove_file(&path);
             return Ok(false);
@@ -334,7 +336,10 @@ pub fn process_rss() -> u64 {
     #[cfg(target_os = "linux")]
     {
         if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
-            && let Some(rss) = s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok())
+            && let Some(rss) = s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
         {
             // SAFETY: sysconf has no preconditions.
             let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -477,7 +482,10 @@ async fn worker_main(opts: WorkerOptions) -> Result<WorkerExit> {
     result
 }
 
-async fn connect_scheduler(opts: &WorkerOptions, address: &str) -> Result<(FrameReader, FrameWriter)> {
+async fn connect_scheduler(
+    opts: &WorkerOptions,
+    address: &str,
+) -> Result<(FrameReader, FrameWriter)> {
     let deadline = Instant::now() + opts.reconnect_for;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -547,7 +555,10 @@ async fn run_session(
         })
     };
     let pool = Pool::new(opts.nthreads, ev_tx.clone());
-    let mut ws = WorkerState::new(WorkerConfig::new(opts.nthreads, opts.memory_limit), address.to_string());
+    let mut ws = WorkerState::new(
+        WorkerConfig::new(opts.nthreads, opts.memory_limit),
+        address.to_string(),
+    );
     let mut heartbeat = tokio::time::interval(opts.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut retry_at: Option<tokio::time::Instant> = None;
@@ -743,7 +754,8 @@ impl Ctx {
                                     break;
                                 }
                                 Err(e) => {
-                                    missing = Some(format!("input {a} could not be read back: {e}"));
+                                    missing =
+                                        Some(format!("input {a} could not be read back: {e}"));
                                     break;
                                 }
                             }
@@ -884,28 +896,27 @@ async fn serve_data(
                 };
                 for req in reqs {
                     let PeerRequest::GetData { keys } = req;
-                    let mut answer = if outgoing.fetch_add(1, Ordering::SeqCst)
-                        >= opts.max_outgoing_transfers
-                    {
-                        PeerResponse::Busy
-                    } else {
-                        let store = store.clone();
-                        let res = tokio::task::spawn_blocking(move || {
-                            let mut values = Vec::new();
-                            let mut missing = Vec::new();
-                            for k in keys {
-                                // Read under the lock, encode outside it.
-                                let got = lock(&store).peek(&k).ok().flatten();
-                                match got.map(|v| to_wire(&v)) {
-                                    Some(Ok(w)) => values.push((k, w)),
-                                    _ => missing.push(k),
+                    let mut answer =
+                        if outgoing.fetch_add(1, Ordering::SeqCst) >= opts.max_outgoing_transfers {
+                            PeerResponse::Busy
+                        } else {
+                            let store = store.clone();
+                            let res = tokio::task::spawn_blocking(move || {
+                                let mut values = Vec::new();
+                                let mut missing = Vec::new();
+                                for k in keys {
+                                    // Read under the lock, encode outside it.
+                                    let got = lock(&store).peek(&k).ok().flatten();
+                                    match got.map(|v| to_wire(&v)) {
+                                        Some(Ok(w)) => values.push((k, w)),
+                                        _ => missing.push(k),
+                                    }
                                 }
-                            }
-                            PeerResponse::Data { values, missing }
-                        })
-                        .await;
-                        res.unwrap_or(PeerResponse::Busy)
-                    };
+                                PeerResponse::Data { values, missing }
+                            })
+                            .await;
+                            res.unwrap_or(PeerResponse::Busy)
+                        };
                     outgoing.fetch_sub(1, Ordering::SeqCst);
                     if w.send(std::slice::from_mut(&mut answer)).await.is_err() {
                         return;

@@ -92,7 +92,12 @@ fn cluster(n: usize) -> SchedulerHandle {
         std::thread::spawn(move || run_worker(o));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sched.stats().workers.load(std::sync::atomic::Ordering::Relaxed) < n {
+    while sched
+        .stats()
+        .workers
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < n
+    {
         assert!(std::time::Instant::now() < deadline, "workers did not join");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -172,7 +177,10 @@ fn a_client_with_another_build_is_refused_naming_both_sides() {
         .expect("refused");
     let msg = err.to_string();
     assert!(matches!(err, RaskError::Refused { .. }), "{msg}");
-    assert!(msg.contains("build mismatch") && msg.contains("other-program"), "{msg}");
+    assert!(
+        msg.contains("build mismatch") && msg.contains("other-program"),
+        "{msg}"
+    );
     let ours = comm::local_fingerprint();
     assert!(msg.contains(&ours.program), "{msg}");
     // And an old protocol version is refused by name.
@@ -200,7 +208,11 @@ fn assert_connection_dropped_and_scheduler_serves(s: &SchedulerHandle, bytes: &[
     let _ = raw.read_to_end(&mut buf);
     let c = client(s);
     let _h = c
-        .submit(vec![literal("still-serving", 7)], &[Key::named("still-serving")], Default::default())
+        .submit(
+            vec![literal("still-serving", 7)],
+            &[Key::named("still-serving")],
+            Default::default(),
+        )
         .unwrap();
     assert_eq!(get_i64(&c, "still-serving").unwrap(), 7);
 }
@@ -270,7 +282,11 @@ fn a_dependency_nobody_holds_refuses_the_submission() {
     let s = cluster(1);
     let c = client(&s);
     let _h = c
-        .submit(vec![add("orphan", &["nowhere"], 0)], &[Key::named("orphan")], Default::default())
+        .submit(
+            vec![add("orphan", &["nowhere"], 0)],
+            &[Key::named("orphan")],
+            Default::default(),
+        )
         .unwrap();
     let err = get_i64(&c, "orphan").unwrap_err().to_string();
     assert!(err.contains("nowhere"), "{err}");

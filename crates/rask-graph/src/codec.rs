@@ -300,7 +300,10 @@ mod tests {
         // NaN does not equal itself: compare bits.
         let (tag, bytes) = Value::new(f64::NAN).encode().unwrap();
         let back = Value::decode(tag, &bytes).unwrap();
-        assert_eq!(back.get::<f64>(&"nan").unwrap().to_bits(), f64::NAN.to_bits());
+        assert_eq!(
+            back.get::<f64>(&"nan").unwrap().to_bits(),
+            f64::NAN.to_bits()
+        );
     }
 
     #[cfg(feature = "ndarray")]
@@ -340,7 +343,10 @@ mod tests {
         let err = Value::decode("my_crate::Nope", &[1, 2, 3]).unwrap_err();
         assert!(matches!(err, RaskError::Serialization { .. }), "{err:?}");
         let msg = err.to_string();
-        assert!(msg.contains("my_crate::Nope") && msg.contains("unknown type tag"), "{msg}");
+        assert!(
+            msg.contains("my_crate::Nope") && msg.contains("unknown type tag"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -75,8 +75,8 @@ pub use graph::{Adjacency, Graph, Task, TaskId, TaskSpec};
 pub use key::{BlockIndex, Key, KeyName};
 pub use layer::{Collection, GraphBuilder, Layer};
 pub use op::{
-    COMPOSITE_OP, Composite, Cost, LITERAL_OP, Literal, Op, OpDecoder, OpRegistration, OpRegistry, Step,
-    StepArg, decode_params, encode_params,
+    COMPOSITE_OP, Composite, Cost, LITERAL_OP, Literal, Op, OpDecoder, OpRegistration, OpRegistry,
+    Step, StepArg, decode_params, encode_params,
 };
 pub use order::{breadth_first, max_live, order};
 pub use rask_error::{RaskError, Result};

@@ -112,9 +112,10 @@ impl<T: Data> crate::compute::Persist for Delayed<T> {
     }
 
     fn with_remote_ops(&self, ops: Vec<Arc<dyn Op>>) -> Result<Self> {
-        let op = ops.into_iter().next().ok_or_else(|| {
-            RaskError::InvalidGraph(format!("no op given for {}", self.key))
-        })?;
+        let op = ops
+            .into_iter()
+            .next()
+            .ok_or_else(|| RaskError::InvalidGraph(format!("no op given for {}", self.key)))?;
         let layer = Layer::single(TaskSpec::new(self.key.clone(), op, vec![]), vec![]);
         Ok(Delayed::from_layer(layer, self.key.clone()))
     }
@@ -834,7 +835,9 @@ where
     T: Data + std::ops::Neg,
     <T as std::ops::Neg>::Output: Data,
 {
-    Ok(Value::new(-operand::<T>(args, 0, "operand of neg")?.clone()))
+    Ok(Value::new(
+        -operand::<T>(args, 0, "operand of neg")?.clone(),
+    ))
 }
 
 impl<T> std::ops::Neg for Delayed<T>

@@ -46,8 +46,8 @@ use crate::delayed::{Arg, IntoArg};
 use crate::{Delayed, RaskError, Result};
 
 pub use rask_distributed::client::{KeyStatus, SubmitOptions};
-pub use rask_distributed::local::{LocalCluster, LocalClusterOptions, WorkerProgram};
 pub use rask_distributed::local::RESTART_EXIT_CODE;
+pub use rask_distributed::local::{LocalCluster, LocalClusterOptions, WorkerProgram};
 pub use rask_distributed::scheduler::{
     SchedulerFile, SchedulerHandle, SchedulerOptions, read_scheduler_file, start as start_scheduler,
 };
@@ -165,7 +165,12 @@ impl Client {
         self.map_with(f, items, SubmitOptions::default())
     }
 
-    pub fn map_with<I, A, T, F>(&self, f: F, items: I, opts: SubmitOptions) -> Result<Vec<Future<T>>>
+    pub fn map_with<I, A, T, F>(
+        &self,
+        f: F,
+        items: I,
+        opts: SubmitOptions,
+    ) -> Result<Vec<Future<T>>>
     where
         I: IntoIterator<Item = A>,
         F: Fn(A) -> Delayed<T>,
@@ -238,8 +243,11 @@ impl Client {
     /// it) lives.
     pub fn persist<C: Persist>(&self, c: &C) -> Result<C> {
         let handles = self.submit_collection(c, SubmitOptions::default())?;
-        self.raw
-            .wait(&handles.iter().map(|h| h.key().clone()).collect::<Vec<_>>(), true, None)?;
+        self.raw.wait(
+            &handles.iter().map(|h| h.key().clone()).collect::<Vec<_>>(),
+            true,
+            None,
+        )?;
         for h in &handles {
             if let KeyStatus::Erred(e) = h.status() {
                 return Err(raw::remote_to_error(&e));
@@ -257,7 +265,6 @@ impl Client {
     pub fn set_as_default(&self) {
         crate::compute::set_default_client(Some(self.clone()));
     }
-
 }
 
 async fn gather_async<T: Data>(futures: &[Future<T>]) -> Result<Vec<T>> {
@@ -323,10 +330,10 @@ impl<T: Data> Future<T> {
 
     /// Waits at most `timeout`; `None` when it did not finish in time.
     pub fn result_timeout(&self, timeout: Duration) -> Result<Option<T>> {
-        let done = self
-            .handle
-            .client()
-            .wait(std::slice::from_ref(self.key()), true, Some(timeout))?;
+        let done =
+            self.handle
+                .client()
+                .wait(std::slice::from_ref(self.key()), true, Some(timeout))?;
         if !done {
             return Ok(None);
         }
@@ -345,7 +352,9 @@ impl<T: Data> Future<T> {
     }
 
     pub fn cancel(&self) -> Result<()> {
-        self.handle.client().cancel(std::slice::from_ref(self.key()))
+        self.handle
+            .client()
+            .cancel(std::slice::from_ref(self.key()))
     }
 }
 

@@ -47,8 +47,8 @@ use rask_graph::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run,
-    path_from_wire, path_to_wire,
+    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run, path_from_wire,
+    path_to_wire,
 };
 use crate::array::{ArrayBuilder, block_nbytes};
 use crate::{Array, ChunkSpec, Chunks, DType, Element, input_block};
@@ -529,11 +529,13 @@ struct ReadBlockParams {
     ranges: Vec<(usize, usize)>,
 }
 
-fn wire_ranges(op: &str, shape: &[usize], ranges: Vec<(usize, usize)>) -> Result<Vec<Range<usize>>> {
+fn wire_ranges(
+    op: &str,
+    shape: &[usize],
+    ranges: Vec<(usize, usize)>,
+) -> Result<Vec<Range<usize>>> {
     // The block must lie inside the array: the run walk indexes by these.
-    if ranges.len() != shape.len()
-        || ranges.iter().zip(shape).any(|(&(a, b), &n)| a > b || b > n)
-    {
+    if ranges.len() != shape.len() || ranges.iter().zip(shape).any(|(&(a, b), &n)| a > b || b > n) {
         return Err(RaskError::Serialization {
             what: format!("parameters of op `{op}`"),
             message: format!("ranges {ranges:?} do not fit shape {shape:?}"),
@@ -1065,10 +1067,7 @@ impl<T: Element> Op for WriteFile<T> {
         "to_npy_stack"
     }
     fn params(&self) -> Option<Vec<u8>> {
-        encode_params(
-            self.name(),
-            &(T::DTYPE.name(), path_to_wire(&self.path)),
-        )
+        encode_params(self.name(), &(T::DTYPE.name(), path_to_wire(&self.path)))
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let block = input_block::<T>(inputs, 0, self.name())?;

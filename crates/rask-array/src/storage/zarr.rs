@@ -67,8 +67,8 @@ use serde_json::{Value as Json, json};
 
 use super::npy::{bad_file, tokenize_chunks, tokenize_file};
 use super::{
-    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run,
-    path_from_wire, path_to_wire,
+    Store, check_native, decode_block, dtype_from_wire, encode_block, for_each_run, path_from_wire,
+    path_to_wire,
 };
 use crate::array::{ArrayBuilder, block_nbytes};
 use crate::{Array, ChunkSpec, Chunks, DType, Element, input_block};
@@ -453,10 +453,7 @@ impl Op for CreateArray {
         "to_zarr-create"
     }
     fn params(&self) -> Option<Vec<u8>> {
-        encode_params(
-            self.name(),
-            &(path_to_wire(&self.dir), &self.meta),
-        )
+        encode_params(self.name(), &(path_to_wire(&self.dir), &self.meta))
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
         super::create_dir_all(&self.dir)?;

@@ -106,7 +106,11 @@ where
 
     let ids = graph.ids_of(&keys).unwrap();
     let values = run_through_codec(&wire_graph(&graph), &ids);
-    assert_eq!(c.finalize(values).unwrap(), local, "values through the codec");
+    assert_eq!(
+        c.finalize(values).unwrap(),
+        local,
+        "values through the codec"
+    );
     local
 }
 
@@ -220,10 +224,10 @@ fn rechunk_and_shape_ops_cross_the_wire() {
 
 #[test]
 fn matmul_crosses_the_wire() {
-    let a = array::from_ndarray(grid::<f64>(&[7, 9], |i| (i % 13) as f64 * 0.5), vec![3, 4])
-        .unwrap();
-    let b = array::from_ndarray(grid::<f64>(&[9, 5], |i| (i % 7) as f64 - 2.0), vec![2, 5])
-        .unwrap();
+    let a =
+        array::from_ndarray(grid::<f64>(&[7, 9], |i| (i % 13) as f64 * 0.5), vec![3, 4]).unwrap();
+    let b =
+        array::from_ndarray(grid::<f64>(&[9, 5], |i| (i % 7) as f64 - 2.0), vec![2, 5]).unwrap();
     check(&array::matmul(&a, &b).unwrap());
     let ai = a.astype::<i64>();
     let bi = b.astype::<i64>();
@@ -244,7 +248,10 @@ fn npy_and_zarr_ops_cross_the_wire() {
 
     let stack_dir = dir.path().join("stack");
     check(&array::to_npy_stack(&x, &stack_dir).unwrap());
-    assert_eq!(check(&array::read_npy_stack::<i16>(&stack_dir).unwrap()), data);
+    assert_eq!(
+        check(&array::read_npy_stack::<i16>(&stack_dir).unwrap()),
+        data
+    );
 
     let zarr = dir.path().join("x.zarr");
     check(&array::to_zarr(&x, &zarr).unwrap());
@@ -290,19 +297,38 @@ fn map_blocks_stays_local_and_says_so() {
 #[test]
 fn corrupt_array_params_are_errors_not_panics() {
     let reg = OpRegistry::global();
-    let x = array::arange::<f64>(0.0, 10.0, 1.0, 5).unwrap().sum(0).unwrap();
+    let x = array::arange::<f64>(0.0, 10.0, 1.0, 5)
+        .unwrap()
+        .sum(0)
+        .unwrap();
     let mut b = GraphBuilder::new();
     x.add_layers(&mut b);
     let graph = b.build().unwrap();
     for t in graph.tasks() {
         let (name, params) = OpRegistry::encode(&*t.op).unwrap();
         for cut in 0..params.len() {
-            assert!(reg.decode(&name, &params[..cut]).is_err(), "{name} cut {cut}");
+            assert!(
+                reg.decode(&name, &params[..cut]).is_err(),
+                "{name} cut {cut}"
+            );
         }
     }
     // A dtype with no instance of the op names both.
-    let params = ("complex128", 1.0f64, 1.0f64, 0usize, 3usize, None::<(usize, f64)>);
+    let params = (
+        "complex128",
+        1.0f64,
+        1.0f64,
+        0usize,
+        3usize,
+        None::<(usize, f64)>,
+    );
     let bad = rask::graph::encode_params("test", &params).unwrap();
-    let err = reg.decode("rask.array.range", &bad).unwrap_err().to_string();
-    assert!(err.contains("complex128") && err.contains("rask.array.range"), "{err}");
+    let err = reg
+        .decode("rask.array.range", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("complex128") && err.contains("rask.array.range"),
+        "{err}"
+    );
 }

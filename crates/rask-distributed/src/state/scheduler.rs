@@ -350,7 +350,10 @@ impl ClusterState {
             return;
         };
         self.pending_frees.remove(&id);
-        let who = format!("worker '{}' at {}: {}", ws.info.name, ws.info.address, cause);
+        let who = format!(
+            "worker '{}' at {}: {}",
+            ws.info.name, ws.info.address, cause
+        );
 
         // Steals: no answer will come from a dead victim; a dead thief is replaced when the
         // answer comes.
@@ -415,7 +418,11 @@ impl ClusterState {
                 continue; // erred meanwhile, through a lost input
             }
             let task = self.task(t);
-            let history = self.deaths.get(&t).map(|d| d.join("; ")).unwrap_or_default();
+            let history = self
+                .deaths
+                .get(&t)
+                .map(|d| d.join("; "))
+                .unwrap_or_default();
             let error = RemoteError {
                 key: task.key.to_string(),
                 op: task.op_name().to_string(),
@@ -514,13 +521,10 @@ impl ClusterState {
                     self.add_keys(id, &k, nbytes);
                 }
             }
-            FromWorker::MissingData {
-                key,
-                errant_worker,
-            } => self.missing_data(id, &key, &errant_worker),
-            FromWorker::StealResponse { key, released } => {
-                self.steal_response(id, &key, released)
+            FromWorker::MissingData { key, errant_worker } => {
+                self.missing_data(id, &key, &errant_worker)
             }
+            FromWorker::StealResponse { key, released } => self.steal_response(id, &key, released),
             // The scheduler never asks for inline values (a client wanting a key already in
             // memory fetches it from a worker itself), so there is nobody to forward them to.
             FromWorker::InlineValues { .. } => {}
@@ -555,14 +559,22 @@ impl ClusterState {
             .workers
             .iter()
             .filter(|(_, w)| w.processing.len() as u64 > 2 * w.info.nthreads as u64)
-            .map(|(&id, w)| (id, w.processing.len() as f64 / w.info.nthreads.max(1) as f64))
+            .map(|(&id, w)| {
+                (
+                    id,
+                    w.processing.len() as f64 / w.info.nthreads.max(1) as f64,
+                )
+            })
             .collect();
         victims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         for (v, _) in victims {
             let ws = &self.workers[&v];
             // Tasks beyond one per thread are queued on the victim: those can move. Least
             // urgent first, so the victim keeps what it would run next.
-            let movable = ws.processing.len().saturating_sub(ws.info.nthreads as usize);
+            let movable = ws
+                .processing
+                .len()
+                .saturating_sub(ws.info.nthreads as usize);
             let mut cands: Vec<(Priority, u32)> = ws
                 .processing
                 .iter()
@@ -712,19 +724,31 @@ impl ClusterState {
             let t = i as u32;
             live += 1;
             let key = &task.key;
-            assert_eq!(self.index.get(key), Some(&t), "{key}: index disagrees with the slab");
+            assert_eq!(
+                self.index.get(key),
+                Some(&t),
+                "{key}: index disagrees with the slab"
+            );
             for &d in &task.deps {
                 let dt = self.tasks[d as usize]
                     .as_ref()
                     .unwrap_or_else(|| panic!("{key}: input {d} is forgotten"));
-                assert!(dt.dependents.contains(&t), "{key}: missing from {}'s dependents", dt.key);
+                assert!(
+                    dt.dependents.contains(&t),
+                    "{key}: missing from {}'s dependents",
+                    dt.key
+                );
             }
             let mut waiters = 0;
             for &d in &task.dependents {
                 let dt = self.tasks[d as usize]
                     .as_ref()
                     .unwrap_or_else(|| panic!("{key}: dependent {d} is forgotten"));
-                assert!(dt.deps.contains(&t), "{key}: not an input of dependent {}", dt.key);
+                assert!(
+                    dt.deps.contains(&t),
+                    "{key}: not an input of dependent {}",
+                    dt.key
+                );
                 if dt.state.is_active() {
                     waiters += 1;
                 }
@@ -737,7 +761,11 @@ impl ClusterState {
                 .count() as u32;
             assert_eq!(task.n_wants, wants, "{key}: wants refcount");
             if task.state.is_active() || task.state == State::Memory {
-                assert!(task.needed(), "{key}: {:?} but nothing needs it", task.state);
+                assert!(
+                    task.needed(),
+                    "{key}: {:?} but nothing needs it",
+                    task.state
+                );
             }
             if task.state.is_active() {
                 let missing = task
@@ -757,10 +785,16 @@ impl ClusterState {
                 }
             }
             match task.state {
-                State::Waiting => assert!(task.waiting_on > 0, "{key}: waiting with all inputs in memory"),
+                State::Waiting => assert!(
+                    task.waiting_on > 0,
+                    "{key}: waiting with all inputs in memory"
+                ),
                 State::NoWorker => {
                     n_no_worker += 1;
-                    assert!(self.no_worker.contains(&(task.priority, t)), "{key}: no-worker set");
+                    assert!(
+                        self.no_worker.contains(&(task.priority, t)),
+                        "{key}: no-worker set"
+                    );
                     assert!(
                         !self.workers.values().any(Worker::eligible),
                         "{key}: ready with no worker while a worker can take it"
@@ -769,7 +803,10 @@ impl ClusterState {
                 State::Queued => {
                     n_queued += 1;
                     assert!(task.is_root(), "{key}: queued but not a root");
-                    assert!(self.queue.contains(&(task.priority, t)), "{key}: not in the queue");
+                    assert!(
+                        self.queue.contains(&(task.priority, t)),
+                        "{key}: not in the queue"
+                    );
                 }
                 State::Processing(w) => {
                     n_processing += 1;
@@ -777,25 +814,38 @@ impl ClusterState {
                         .workers
                         .get(&w)
                         .unwrap_or_else(|| panic!("{key}: processing on dead worker {w}"));
-                    assert!(ws.processing.contains(&t), "{key}: not in worker {w}'s processing");
+                    assert!(
+                        ws.processing.contains(&t),
+                        "{key}: not in worker {w}'s processing"
+                    );
                 }
                 State::Scattering(w) => {
                     let ws = self
                         .workers
                         .get(&w)
                         .unwrap_or_else(|| panic!("{key}: scattering to dead worker {w}"));
-                    assert!(ws.scattering.contains(&t), "{key}: not in worker {w}'s scattering");
+                    assert!(
+                        ws.scattering.contains(&t),
+                        "{key}: not in worker {w}'s scattering"
+                    );
                 }
                 State::Memory => {
                     assert!(!task.who_has.is_empty(), "{key}: in memory nowhere");
                 }
                 State::Erred => {
-                    assert!(self.errors.contains_key(&t), "{key}: erred without an error");
+                    assert!(
+                        self.errors.contains_key(&t),
+                        "{key}: erred without an error"
+                    );
                 }
                 State::Released => {}
             }
             if task.state != State::Memory {
-                assert!(task.who_has.is_empty(), "{key}: {:?} but has replicas", task.state);
+                assert!(
+                    task.who_has.is_empty(),
+                    "{key}: {:?} but has replicas",
+                    task.state
+                );
             }
             for w in &task.who_has {
                 let ws = self
@@ -820,7 +870,11 @@ impl ClusterState {
             let mut managed = 0;
             for &t in &ws.has {
                 let task = self.task(t);
-                assert!(task.who_has.contains(w), "{}: worker {w} has it, who_has disagrees", task.key);
+                assert!(
+                    task.who_has.contains(w),
+                    "{}: worker {w} has it, who_has disagrees",
+                    task.key
+                );
                 managed += task.nbytes;
             }
             assert_eq!(ws.managed, managed, "worker {w}: managed bytes");
@@ -836,12 +890,19 @@ impl ClusterState {
         }
         assert_eq!(total_processing, n_processing, "processing sets");
         for (k, s) in &self.steals {
-            assert!(self.workers.contains_key(&s.victim), "steal of {k} from a dead victim");
+            assert!(
+                self.workers.contains_key(&s.victim),
+                "steal of {k} from a dead victim"
+            );
             if s.valid {
                 let t = self
                     .lookup(k)
                     .unwrap_or_else(|| panic!("valid steal record for forgotten {k}"));
-                assert_eq!(self.task(t).state, State::Processing(s.victim), "{k}: valid steal");
+                assert_eq!(
+                    self.task(t).state,
+                    State::Processing(s.victim),
+                    "{k}: valid steal"
+                );
             }
         }
         // Liveness of the queue: if its head could go to some worker, it should have.
@@ -856,11 +917,17 @@ impl ClusterState {
         }
         for (c, cs) in &self.clients {
             for &t in cs.wants.keys() {
-                assert!(self.tasks[t as usize].is_some(), "client {c} wants forgotten task {t}");
+                assert!(
+                    self.tasks[t as usize].is_some(),
+                    "client {c} wants forgotten task {t}"
+                );
             }
         }
         for &t in self.errors.keys().chain(self.pending_scatter.keys()) {
-            assert!(self.tasks[t as usize].is_some(), "side data for forgotten task {t}");
+            assert!(
+                self.tasks[t as usize].is_some(),
+                "side data for forgotten task {t}"
+            );
         }
     }
 
@@ -997,12 +1064,18 @@ impl ClusterState {
         }
         match new {
             State::Processing(w) => {
-                let ws = self.workers.get_mut(&w).expect("processing on a live worker");
+                let ws = self
+                    .workers
+                    .get_mut(&w)
+                    .expect("processing on a live worker");
                 ws.processing.insert(t);
                 ws.projected += proj;
             }
             State::Scattering(w) => {
-                let ws = self.workers.get_mut(&w).expect("scattering to a live worker");
+                let ws = self
+                    .workers
+                    .get_mut(&w)
+                    .expect("scattering to a live worker");
                 ws.scattering.insert(t);
                 ws.projected += proj;
             }
@@ -1066,9 +1139,9 @@ impl ClusterState {
             if !self.ready.is_empty() {
                 let mut ready = std::mem::take(&mut self.ready);
                 ready.retain(|&t| {
-                    self.tasks[t as usize].as_ref().is_some_and(|task| {
-                        task.state == State::Waiting && task.waiting_on == 0
-                    })
+                    self.tasks[t as usize]
+                        .as_ref()
+                        .is_some_and(|task| task.state == State::Waiting && task.waiting_on == 0)
                 });
                 ready.sort_unstable_by_key(|&t| (self.task(t).priority, t));
                 ready.dedup();
@@ -1147,7 +1220,11 @@ impl ClusterState {
             let cand = (cost, ws.processing.len(), w);
             let better = match best {
                 None => true,
-                Some(b) => cand.0.total_cmp(&b.0).then((cand.1, cand.2).cmp(&(b.1, b.2))).is_lt(),
+                Some(b) => cand
+                    .0
+                    .total_cmp(&b.0)
+                    .then((cand.1, cand.2).cmp(&(b.1, b.2)))
+                    .is_lt(),
             };
             if better {
                 best = Some(cand);
@@ -1168,7 +1245,11 @@ impl ClusterState {
                 let cand = (load, ws.processing.len(), w);
                 let better = match best {
                     None => true,
-                    Some(b) => cand.0.total_cmp(&b.0).then((cand.1, cand.2).cmp(&(b.1, b.2))).is_lt(),
+                    Some(b) => cand
+                        .0
+                        .total_cmp(&b.0)
+                        .then((cand.1, cand.2).cmp(&(b.1, b.2)))
+                        .is_lt(),
                 };
                 if better {
                     best = Some(cand);
@@ -1186,8 +1267,13 @@ impl ClusterState {
         let mut puts: BTreeMap<WorkerId, Vec<(Key, WireValue)>> = BTreeMap::new();
         for t in pending {
             if self.task(t).op.is_none() {
-                let Some(w) = self.scatter_target() else { break };
-                let value = self.pending_scatter.remove(&t).expect("pending scatter value");
+                let Some(w) = self.scatter_target() else {
+                    break;
+                };
+                let value = self
+                    .pending_scatter
+                    .remove(&t)
+                    .expect("pending scatter value");
                 self.set_state(t, State::Scattering(w));
                 puts.entry(w)
                     .or_default()
@@ -1644,8 +1730,10 @@ impl ClusterState {
     }
 
     fn refuse(&mut self, client: ClientId, keys: Vec<Key>, reason: String) {
-        self.out
-            .push(Outgoing::Client(client, ToClient::GraphRefused { keys, reason }));
+        self.out.push(Outgoing::Client(
+            client,
+            ToClient::GraphRefused { keys, reason },
+        ));
     }
 
     /// Undoes the first steps of a refused `update_graph`: the new tasks were added released,
@@ -1895,7 +1983,9 @@ impl ClusterState {
         // The victim gave it back: it will not run there, so it can run elsewhere.
         let target = match self.workers.get(&s.thief) {
             Some(th) if th.eligible() => Some(s.thief),
-            _ => self.decide_worker(t, Some(w)).or_else(|| self.decide_worker(t, None)),
+            _ => self
+                .decide_worker(t, Some(w))
+                .or_else(|| self.decide_worker(t, None)),
         };
         self.set_state(t, State::Waiting);
         self.task_mut(t).waiting_on = 0;
@@ -2076,7 +2166,10 @@ mod tests {
                         if self.trace {
                             eprintln!("  -> w{w}: {m:?}");
                         }
-                        assert!(self.workers.contains_key(&w), "message to dead worker {w}: {m:?}");
+                        assert!(
+                            self.workers.contains_key(&w),
+                            "message to dead worker {w}: {m:?}"
+                        );
                         if let ToWorker::ComputeTask { key, .. } = &m {
                             for (ow, fw) in &self.workers {
                                 assert!(
@@ -2115,10 +2208,15 @@ mod tests {
                 if fw.held.contains_key(&d.key) {
                     continue;
                 }
-                assert!(!d.who_has.is_empty(), "{key} sent with input {} held nowhere", d.key);
-                let found = self.workers.values().find(|o| {
-                    d.who_has.contains(&o.addr) && o.held.contains_key(&d.key)
-                });
+                assert!(
+                    !d.who_has.is_empty(),
+                    "{key} sent with input {} held nowhere",
+                    d.key
+                );
+                let found = self
+                    .workers
+                    .values()
+                    .find(|o| d.who_has.contains(&o.addr) && o.held.contains_key(&d.key));
                 match found {
                     Some(o) => fetched.push((d.key.clone(), o.held[&d.key])),
                     None => {
@@ -2169,7 +2267,11 @@ mod tests {
         }
 
         pub(super) fn deliver_one(&mut self, w: WorkerId) -> bool {
-            let Some(m) = self.workers.get_mut(&w).and_then(|fw| fw.outbox.pop_front()) else {
+            let Some(m) = self
+                .workers
+                .get_mut(&w)
+                .and_then(|fw| fw.outbox.pop_front())
+            else {
                 return false;
             };
             let m = rt(m);
@@ -2236,7 +2338,10 @@ mod tests {
                     inline_result,
                     ..
                 } => {
-                    assert!(args.iter().all(|&a| (a as usize) < deps.len()), "{key}: bad args");
+                    assert!(
+                        args.iter().all(|&a| (a as usize) < deps.len()),
+                        "{key}: bad args"
+                    );
                     self.tasks.insert(
                         key,
                         Assigned {
@@ -2287,9 +2392,11 @@ mod tests {
 
     fn in_memory(msgs: &[ToClient], key: &str) -> Option<(u64, Option<WireValue>)> {
         msgs.iter().find_map(|m| match m {
-            ToClient::KeyInMemory { key: kk, nbytes, value } if *kk == k(key) => {
-                Some((*nbytes, value.clone()))
-            }
+            ToClient::KeyInMemory {
+                key: kk,
+                nbytes,
+                value,
+            } if *kk == k(key) => Some((*nbytes, value.clone())),
             _ => None,
         })
     }
@@ -2312,7 +2419,10 @@ mod tests {
         let w2 = s.add_worker(2);
         s.client(
             1,
-            update(vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)], &["c"]),
+            update(
+                vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)],
+                &["c"],
+            ),
         );
         assert_eq!(s.s.n_tasks(), 3);
         assert_eq!(s.s.task_state(&k("a")), Some(TaskStateKind::Processing));
@@ -2322,7 +2432,10 @@ mod tests {
         assert_eq!(s.s.processing_on(&k("b")), Some(w1));
         s.finish("b");
         assert_eq!(s.s.task_state(&k("a")), Some(TaskStateKind::Released));
-        assert!(!s.workers[&w1].held.contains_key(&k("a")), "a freed after its last reader");
+        assert!(
+            !s.workers[&w1].held.contains_key(&k("a")),
+            "a freed after its last reader"
+        );
         s.finish("c");
         let msgs = s.take_inbox(1);
         let (nbytes, value) = in_memory(&msgs, "c").expect("c arrived");
@@ -2330,7 +2443,10 @@ mod tests {
         assert_eq!(value.expect("inline").data.len(), 8);
         assert_eq!(s.s.who_has(&k("c")), vec![w1]);
         assert!(s.workers[&w2].held.is_empty());
-        assert_eq!(s.workers[&w1].held.keys().cloned().collect::<Vec<_>>(), vec![k("c")]);
+        assert_eq!(
+            s.workers[&w1].held.keys().cloned().collect::<Vec<_>>(),
+            vec![k("c")]
+        );
         // Released inputs stay known while c exists (to recompute c if it is lost).
         assert_eq!(s.s.n_tasks(), 3);
         s.client(1, ToScheduler::Release { keys: vec![k("c")] });
@@ -2344,7 +2460,10 @@ mod tests {
         let mut s = sim();
         s.add_worker(4);
         s.client(1, update(vec![ct("x", &[], 0), ct("y", &["x"], 1)], &["y"]));
-        s.client(2, update(vec![ct("x", &[], 0), ct("z", &["x"], 1)], &["z", "x"]));
+        s.client(
+            2,
+            update(vec![ct("x", &[], 0), ct("z", &["x"], 1)], &["z", "x"]),
+        );
         assert_eq!(s.s.n_tasks(), 3);
         s.drive();
         assert_eq!(s.runs[&k("x")], 1, "the shared key ran once");
@@ -2355,7 +2474,12 @@ mod tests {
         s.client(1, update(vec![ct("x", &[], 5)], &["x"]));
         assert_eq!(in_memory(&s.take_inbox(1), "x"), Some((8, None)));
         assert_eq!(s.runs[&k("x")], 1);
-        s.client(2, ToScheduler::WhoHas { keys: vec![k("x"), k("nope")] });
+        s.client(
+            2,
+            ToScheduler::WhoHas {
+                keys: vec![k("x"), k("nope")],
+            },
+        );
         let m2 = s.take_inbox(2);
         assert!(matches!(&m2[..], [ToClient::WhoHas { keys }]
             if keys[0].1 == vec!["10.0.0.1:7000".to_string()] && keys[1].1.is_empty()));
@@ -2371,7 +2495,10 @@ mod tests {
         let w = s.add_worker(1);
         s.client(
             1,
-            update(vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)], &["b", "c"]),
+            update(
+                vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)],
+                &["b", "c"],
+            ),
         );
         s.drive();
         assert_eq!(s.workers[&w].held.len(), 2);
@@ -2402,7 +2529,11 @@ mod tests {
         for _ in 0..20 {
             let now = s.assigned(w);
             max = max.max(now.len());
-            assert!(now.len() <= 3, "ceil(2 * 1.1) = 3 at most, got {}", now.len());
+            assert!(
+                now.len() <= 3,
+                "ceil(2 * 1.1) = 3 at most, got {}",
+                now.len()
+            );
             let Some(first) = now.first() else { break };
             // Priority order: the first released are the first in the static order.
             s.run(w, first);
@@ -2437,7 +2568,13 @@ mod tests {
         let w_other = s.add_worker(1);
         assert!(w_other > w2);
         // Load the holder a little: 1 ms of queue is still cheaper than 100 ms of transfer.
-        s.client(1, update(vec![ct("small", &[], 0), ct("t", &["big", "small"], 1)], &["t"]));
+        s.client(
+            1,
+            update(
+                vec![ct("small", &[], 0), ct("t", &["big", "small"], 1)],
+                &["t"],
+            ),
+        );
         s.finish("small");
         assert_eq!(s.s.processing_on(&k("t")), Some(w2));
         // A small input does not pin a task to a busy worker.
@@ -2448,13 +2585,23 @@ mod tests {
         s.finish("s2");
         s.client(
             1,
-            update(vec![ct("u1", &["s2"], 1), ct("u2", &["s2"], 2), ct("u3", &["s2"], 3)], &["u1", "u2", "u3"]),
+            update(
+                vec![
+                    ct("u1", &["s2"], 1),
+                    ct("u2", &["s2"], 2),
+                    ct("u3", &["s2"], 3),
+                ],
+                &["u1", "u2", "u3"],
+            ),
         );
         let places: BTreeSet<WorkerId> = ["u1", "u2", "u3"]
             .iter()
             .map(|u| s.s.processing_on(&k(u)).expect("placed"))
             .collect();
-        assert!(places.len() > 1, "spread over workers, holder {holder}, {w3}");
+        assert!(
+            places.len() > 1,
+            "spread over workers, holder {holder}, {w3}"
+        );
     }
 
     #[test]
@@ -2464,7 +2611,10 @@ mod tests {
         let w2 = s.add_worker(2);
         s.client(
             1,
-            update(vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)], &["c"]),
+            update(
+                vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("c", &["b"], 2)],
+                &["c"],
+            ),
         );
         s.finish("a");
         assert_eq!(s.s.processing_on(&k("b")), Some(w1));
@@ -2519,8 +2669,18 @@ mod tests {
     #[test]
     fn a_task_that_kills_three_workers_errs_naming_them() {
         let mut s = sim();
-        s.client(1, update(vec![ct("bad-1", &[], 0), ct("after", &["bad-1"], 1)], &["after"]));
-        let causes = ["killed by signal 9", "connection closed", "out of memory (95%)"];
+        s.client(
+            1,
+            update(
+                vec![ct("bad-1", &[], 0), ct("after", &["bad-1"], 1)],
+                &["after"],
+            ),
+        );
+        let causes = [
+            "killed by signal 9",
+            "connection closed",
+            "out of memory (95%)",
+        ];
         for cause in causes {
             let w = s.add_worker(1);
             assert_eq!(s.s.processing_on(&k("bad-1")), Some(w));
@@ -2535,8 +2695,16 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::KilledWorker);
         for (i, cause) in causes.iter().enumerate() {
             let id = i + 1;
-            for part in [format!("'w{id}'"), format!("10.0.0.{id}:7000"), cause.to_string()] {
-                assert!(e.message.contains(&part), "{part} missing from {}", e.message);
+            for part in [
+                format!("'w{id}'"),
+                format!("10.0.0.{id}:7000"),
+                cause.to_string(),
+            ] {
+                assert!(
+                    e.message.contains(&part),
+                    "{part} missing from {}",
+                    e.message
+                );
             }
         }
         assert!(e.message.contains("op-bad"), "{}", e.message);
@@ -2553,7 +2721,13 @@ mod tests {
         s.client(
             1,
             update(
-                vec![ct("a", &[], 0), ct("b", &["a"], 1), ct("bb", &["b"], 2), ct("c", &[], 3), ct("d", &["c"], 4)],
+                vec![
+                    ct("a", &[], 0),
+                    ct("b", &["a"], 1),
+                    ct("bb", &["b"], 2),
+                    ct("c", &[], 3),
+                    ct("d", &["c"], 4),
+                ],
                 &["a", "bb", "d"],
             ),
         );
@@ -2564,10 +2738,17 @@ mod tests {
         assert_eq!(ea.kind, ErrorKind::Failed);
         let ebb = erred(&m1, "bb").expect("bb erred");
         assert_eq!(ebb.kind, ErrorKind::DependencyFailed);
-        assert!(ebb.message.contains("dependency a") && ebb.message.contains("boom in a"), "{}", ebb.message);
+        assert!(
+            ebb.message.contains("dependency a") && ebb.message.contains("boom in a"),
+            "{}",
+            ebb.message
+        );
         assert_eq!(ebb.key, "bb");
         assert!(erred(&s.take_inbox(2), "b").is_some());
-        assert!(in_memory(&m1, "d").is_some(), "the unrelated branch finished");
+        assert!(
+            in_memory(&m1, "d").is_some(),
+            "the unrelated branch finished"
+        );
         assert_eq!(s.runs.get(&k("b")), None);
     }
 
@@ -2614,7 +2795,9 @@ mod tests {
         s.client(2, update(vec![ct("a", &[], 0), ct("b", &["a"], 1)], &["b"]));
         s.client(1, ToScheduler::Cancel { keys: vec![k("b")] });
         for c in [1, 2] {
-            assert!(matches!(&s.inbox[&c][..], [ToClient::KeyCancelled { key, .. }] if *key == k("b")));
+            assert!(
+                matches!(&s.inbox[&c][..], [ToClient::KeyCancelled { key, .. }] if *key == k("b"))
+            );
         }
         assert!(s.workers[&w].frees.contains(&k("a")));
         assert!(s.workers[&w].tasks.is_empty());
@@ -2689,7 +2872,9 @@ mod tests {
         s.client(1, update(vec![ct("big", &[], 0)], &["big"]));
         s.finish("big");
         let w2 = s.add_worker(1);
-        let deps: Vec<ClientTask> = (0..6).map(|i| ct(&format!("d{i}"), &["big"], i + 1)).collect();
+        let deps: Vec<ClientTask> = (0..6)
+            .map(|i| ct(&format!("d{i}"), &["big"], i + 1))
+            .collect();
         let names: Vec<String> = (0..6).map(|i| format!("d{i}")).collect();
         let wants: Vec<&str> = names.iter().map(String::as_str).collect();
         s.client(1, update(deps, &wants));
@@ -2731,7 +2916,9 @@ mod tests {
         s.client(1, update(vec![ct("big", &[], 0)], &["big"]));
         s.finish("big");
         let _w2 = s.add_worker(1);
-        let deps: Vec<ClientTask> = (0..4).map(|i| ct(&format!("d{i}"), &["big"], i + 1)).collect();
+        let deps: Vec<ClientTask> = (0..4)
+            .map(|i| ct(&format!("d{i}"), &["big"], i + 1))
+            .collect();
         s.client(1, update(deps, &["d0", "d1", "d2", "d3"]));
         // The victim runs everything before it sees the steal request.
         for key in s.assigned(w1) {
@@ -2752,7 +2939,10 @@ mod tests {
     fn an_unknown_dependency_refuses_the_whole_submission() {
         let mut s = sim();
         s.add_worker(1);
-        s.client(1, update(vec![ct("a", &[], 0), ct("b", &["a", "ghost"], 1)], &["b"]));
+        s.client(
+            1,
+            update(vec![ct("a", &[], 0), ct("b", &["a", "ghost"], 1)], &["b"]),
+        );
         match &s.take_inbox(1)[..] {
             [ToClient::GraphRefused { keys, reason }] => {
                 assert_eq!(keys, &vec![k("b")]);
@@ -2762,8 +2952,14 @@ mod tests {
         }
         assert_eq!(s.s.n_tasks(), 0);
         // A cycle is refused too.
-        s.client(1, update(vec![ct("p", &["q"], 0), ct("q", &["p"], 1)], &["p"]));
-        assert!(matches!(&s.take_inbox(1)[..], [ToClient::GraphRefused { .. }]));
+        s.client(
+            1,
+            update(vec![ct("p", &["q"], 0), ct("q", &["p"], 1)], &["p"]),
+        );
+        assert!(matches!(
+            &s.take_inbox(1)[..],
+            [ToClient::GraphRefused { .. }]
+        ));
         assert_eq!(s.s.n_tasks(), 0);
         // A dependency already on the cluster is fine.
         s.client(1, update(vec![ct("a", &[], 0)], &["a"]));
@@ -2803,7 +2999,10 @@ mod tests {
         );
         // ceil(1 * 1.1) = 2 slots: "low" went first, then the urgent one.
         let got = s.assigned(w);
-        assert!(got.contains(&k("low")) && got.contains(&k("urgent")), "{got:?}");
+        assert!(
+            got.contains(&k("low")) && got.contains(&k("urgent")),
+            "{got:?}"
+        );
         assert_eq!(s.s.task_state(&k("later")), Some(TaskStateKind::Queued));
     }
 
@@ -2811,7 +3010,11 @@ mod tests {
     #[test]
     fn a_million_waiting_tasks_fit_in_500_bytes_each() {
         use rask_graph::KeyName;
-        let n: u32 = if cfg!(debug_assertions) { 200_000 } else { 1_000_000 };
+        let n: u32 = if cfg!(debug_assertions) {
+            200_000
+        } else {
+            1_000_000
+        };
         let roots = KeyName::new("root-0123456789abcdef0123456789abcdef");
         let leaves = KeyName::new("leaf-0123456789abcdef0123456789abcdef");
         let root_op = op("root");
@@ -3007,7 +3210,14 @@ mod proptests {
                 }
                 6 => {
                     if let Some(w) = pick_worker(a) {
-                        if let Some(t) = sim.workers.get_mut(&w).unwrap().tasks.values_mut().nth(b % 4) {
+                        if let Some(t) = sim
+                            .workers
+                            .get_mut(&w)
+                            .unwrap()
+                            .tasks
+                            .values_mut()
+                            .nth(b % 4)
+                        {
                             t.started = true;
                         }
                     }
@@ -3027,11 +3237,21 @@ mod proptests {
                     if !wanted.is_empty() {
                         let (c, key) = wanted[a % wanted.len()].clone();
                         if what % 16 == 10 || b % 4 != 0 {
-                            sim.client(c, ToScheduler::Release { keys: vec![key.clone()] });
+                            sim.client(
+                                c,
+                                ToScheduler::Release {
+                                    keys: vec![key.clone()],
+                                },
+                            );
                             absorb(&mut sim, &mut episodes);
                             episodes.remove(&(c, key));
                         } else {
-                            sim.client(c, ToScheduler::Cancel { keys: vec![key.clone()] });
+                            sim.client(
+                                c,
+                                ToScheduler::Cancel {
+                                    keys: vec![key.clone()],
+                                },
+                            );
                             absorb(&mut sim, &mut episodes);
                             episodes.retain(|(_, kk), _| *kk != key);
                         }
@@ -3057,10 +3277,9 @@ mod proptests {
                             fire_and_forget: ff,
                         },
                     );
-                    let refused = sim
-                        .inbox
-                        .get(&c)
-                        .is_some_and(|m| m.iter().any(|x| matches!(x, ToClient::GraphRefused { .. })));
+                    let refused = sim.inbox.get(&c).is_some_and(|m| {
+                        m.iter().any(|x| matches!(x, ToClient::GraphRefused { .. }))
+                    });
                     if !refused && !ff {
                         for w in wants {
                             episodes.entry((c, w)).or_default();
@@ -3071,7 +3290,12 @@ mod proptests {
                 7 | 14 => sim.balance(),
                 _ => {
                     let c = 1 + (b as u64 % n_clients);
-                    sim.client(c, ToScheduler::WhoHas { keys: vec![k(&Universe::name(a % uni.deps.len()))] });
+                    sim.client(
+                        c,
+                        ToScheduler::WhoHas {
+                            keys: vec![k(&Universe::name(a % uni.deps.len()))],
+                        },
+                    );
                     absorb(&mut sim, &mut episodes);
                 }
             }
@@ -3113,7 +3337,133 @@ mod proptests {
 
     #[test]
     fn regression_case_1() {
-        run_case(8613715740623178686, vec![(104,37156,10811), (217,47811,45177), (8,20764,33781), (88,61485,1239), (28,49455,8086), (112,57244,36921), (207,36120,29445), (14,5246,56559), (48,57480,29621), (245,38523,47990), (136,55151,29729), (144,50192,26827), (110,40409,32647), (98,5695,40834), (69,38081,39959), (209,4954,17249), (187,60110,52535), (237,20946,20595), (16,2890,4333), (8,62858,3464), (9,5422,50561), (127,27104,58725), (131,7572,58381), (185,27662,13963), (109,24602,40751), (96,47892,60924), (142,783,32591), (134,34199,41667), (152,46572,47769), (0,40798,48481), (198,6980,37458), (127,48115,34209), (215,32471,26996), (234,50326,64924), (0,51928,13912), (116,39529,45554), (237,30519,27980), (230,30369,42477), (250,39786,31120), (106,6414,37745), (183,29216,24666), (250,21296,53933), (134,31068,54226), (161,57226,61581), (118,52316,53687), (74,25110,41481), (42,59921,28215), (43,60595,8728), (213,15976,50464), (222,47593,3160), (120,49697,40850), (15,27343,13812), (237,25430,12905), (56,57220,36247), (72,9725,19309), (67,16809,26823), (70,38359,27233), (207,26931,54769), (89,21408,63225), (22,24598,34688), (253,42966,42517), (29,28275,55217), (23,25623,50482), (236,9333,2937), (194,42223,8097), (80,4221,21448), (23,40548,35429), (195,8629,63118), (50,7096,64666), (160,7266,44745), (241,40265,55557), (159,59617,29130), (12,56396,18216), (85,64844,64846), (220,18910,20161), (20,3543,62098), (183,11409,31496), (130,15839,44605), (169,31300,61055), (146,26486,49023), (116,45474,46850), (127,60013,7417), (201,20839,16671), (15,23507,12455), (16,52515,5618), (3,23010,37235), (151,47282,2207), (149,38411,4063), (159,58198,13482), (178,56744,29234), (9,4455,50860), (19,46139,59037), (200,21997,49853), (131,297,64100), (123,21612,32558), (228,37389,25689), (17,23351,30337), (127,37117,5131), (106,47415,6473), (231,61882,56094), (51,49330,48786), (20,62338,57187), (7,40217,37355), (48,52714,8714), (198,60112,23079), (75,23464,34467), (118,63626,42952), (151,31631,63436), (130,20409,12246), (124,12460,40140), (125,37278,55931), (33,46144,10753), (105,4478,15297), (62,39157,57034), (51,9991,30749), (173,32178,18842), (240,22406,4758), (154,65526,21168), (117,11425,6328), (73,43858,57297), (229,54654,45806), (68,53059,16042)]);
+        run_case(
+            8613715740623178686,
+            vec![
+                (104, 37156, 10811),
+                (217, 47811, 45177),
+                (8, 20764, 33781),
+                (88, 61485, 1239),
+                (28, 49455, 8086),
+                (112, 57244, 36921),
+                (207, 36120, 29445),
+                (14, 5246, 56559),
+                (48, 57480, 29621),
+                (245, 38523, 47990),
+                (136, 55151, 29729),
+                (144, 50192, 26827),
+                (110, 40409, 32647),
+                (98, 5695, 40834),
+                (69, 38081, 39959),
+                (209, 4954, 17249),
+                (187, 60110, 52535),
+                (237, 20946, 20595),
+                (16, 2890, 4333),
+                (8, 62858, 3464),
+                (9, 5422, 50561),
+                (127, 27104, 58725),
+                (131, 7572, 58381),
+                (185, 27662, 13963),
+                (109, 24602, 40751),
+                (96, 47892, 60924),
+                (142, 783, 32591),
+                (134, 34199, 41667),
+                (152, 46572, 47769),
+                (0, 40798, 48481),
+                (198, 6980, 37458),
+                (127, 48115, 34209),
+                (215, 32471, 26996),
+                (234, 50326, 64924),
+                (0, 51928, 13912),
+                (116, 39529, 45554),
+                (237, 30519, 27980),
+                (230, 30369, 42477),
+                (250, 39786, 31120),
+                (106, 6414, 37745),
+                (183, 29216, 24666),
+                (250, 21296, 53933),
+                (134, 31068, 54226),
+                (161, 57226, 61581),
+                (118, 52316, 53687),
+                (74, 25110, 41481),
+                (42, 59921, 28215),
+                (43, 60595, 8728),
+                (213, 15976, 50464),
+                (222, 47593, 3160),
+                (120, 49697, 40850),
+                (15, 27343, 13812),
+                (237, 25430, 12905),
+                (56, 57220, 36247),
+                (72, 9725, 19309),
+                (67, 16809, 26823),
+                (70, 38359, 27233),
+                (207, 26931, 54769),
+                (89, 21408, 63225),
+                (22, 24598, 34688),
+                (253, 42966, 42517),
+                (29, 28275, 55217),
+                (23, 25623, 50482),
+                (236, 9333, 2937),
+                (194, 42223, 8097),
+                (80, 4221, 21448),
+                (23, 40548, 35429),
+                (195, 8629, 63118),
+                (50, 7096, 64666),
+                (160, 7266, 44745),
+                (241, 40265, 55557),
+                (159, 59617, 29130),
+                (12, 56396, 18216),
+                (85, 64844, 64846),
+                (220, 18910, 20161),
+                (20, 3543, 62098),
+                (183, 11409, 31496),
+                (130, 15839, 44605),
+                (169, 31300, 61055),
+                (146, 26486, 49023),
+                (116, 45474, 46850),
+                (127, 60013, 7417),
+                (201, 20839, 16671),
+                (15, 23507, 12455),
+                (16, 52515, 5618),
+                (3, 23010, 37235),
+                (151, 47282, 2207),
+                (149, 38411, 4063),
+                (159, 58198, 13482),
+                (178, 56744, 29234),
+                (9, 4455, 50860),
+                (19, 46139, 59037),
+                (200, 21997, 49853),
+                (131, 297, 64100),
+                (123, 21612, 32558),
+                (228, 37389, 25689),
+                (17, 23351, 30337),
+                (127, 37117, 5131),
+                (106, 47415, 6473),
+                (231, 61882, 56094),
+                (51, 49330, 48786),
+                (20, 62338, 57187),
+                (7, 40217, 37355),
+                (48, 52714, 8714),
+                (198, 60112, 23079),
+                (75, 23464, 34467),
+                (118, 63626, 42952),
+                (151, 31631, 63436),
+                (130, 20409, 12246),
+                (124, 12460, 40140),
+                (125, 37278, 55931),
+                (33, 46144, 10753),
+                (105, 4478, 15297),
+                (62, 39157, 57034),
+                (51, 9991, 30749),
+                (173, 32178, 18842),
+                (240, 22406, 4758),
+                (154, 65526, 21168),
+                (117, 11425, 6328),
+                (73, 43858, 57297),
+                (229, 54654, 45806),
+                (68, 53059, 16042),
+            ],
+        );
     }
 
     proptest! {

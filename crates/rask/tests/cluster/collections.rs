@@ -21,7 +21,10 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial("collections::tree_of_delayed_matches_local", delayed_tree),
         trial("collections::arrays_match_local_and_ndarray", arrays),
-        trial("collections::persisted_array_stays_on_workers", persist_array),
+        trial(
+            "collections::persisted_array_stays_on_workers",
+            persist_array,
+        ),
     ]
 }
 
@@ -54,7 +57,10 @@ fn arrays() -> TestResult {
     let full = y.compute_with(&local)?;
     let oracle = full.mean_axis(ndarray::Axis(0)).unwrap();
     for (i, v) in c.iter().enumerate() {
-        check((v - oracle[i * 10]).abs() < 1e-9, format!("column {}", i * 10))?;
+        check(
+            (v - oracle[i * 10]).abs() < 1e-9,
+            format!("column {}", i * 10),
+        )?;
     }
     // Elementwise with broadcasting, a transpose and a matmul.
     let a = array::random::uniform(0.0, 1.0, &[60, 40], (25, 15), 3)?;
@@ -71,11 +77,17 @@ fn persist_array() -> TestResult {
     let kept = client.persist(&x)?;
     // The persisted array's blocks live on the workers: computing it here fails, computing
     // on the cluster reads them.
-    check(kept.compute_with(&local).is_err(), "the data is not in this process")?;
+    check(
+        kept.compute_with(&local).is_err(),
+        "the data is not in this process",
+    )?;
     let s1 = client.compute(&kept.sum(array::Axes::All)?)?;
     let s2 = x.sum(array::Axes::All)?.compute_with(&local)?;
     check(s1 == s2, format!("{s1:?} vs {s2:?}"))?;
     let t = client.compute(&kept.transpose(None)?.slice(&s![5..7, 0..3])?)?;
-    let o = x.transpose(None)?.slice(&s![5..7, 0..3])?.compute_with(&local)?;
+    let o = x
+        .transpose(None)?
+        .slice(&s![5..7, 0..3])?
+        .compute_with(&local)?;
     check(t == o, "slice of the persisted array")
 }

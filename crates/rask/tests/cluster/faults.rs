@@ -39,7 +39,10 @@ pub fn tests() -> Vec<Trial> {
     vec![
         trial("faults::a_killed_worker_is_survived", killed_worker),
         trial("faults::a_hung_worker_times_out_and_rejoins", hung_worker),
-        trial("faults::a_task_that_kills_workers_fails_naming_it", killer_task),
+        trial(
+            "faults::a_task_that_kills_workers_fails_naming_it",
+            killer_task,
+        ),
     ]
 }
 
@@ -54,12 +57,23 @@ fn killed_worker() -> TestResult {
         level.push(add(&pair[0], &pair[1]));
     }
     while level.len() > 1 {
-        level = level.chunks(2).map(|p| if p.len() == 2 { add(&p[0], &p[1]) } else { p[0].clone() }).collect();
+        level = level
+            .chunks(2)
+            .map(|p| {
+                if p.len() == 2 {
+                    add(&p[0], &p[1])
+                } else {
+                    p[0].clone()
+                }
+            })
+            .collect();
     }
     let total = client.submit(&level[0])?;
     // Let some squares finish on both workers, then kill one.
     check(
-        eventually(Duration::from_secs(20), || squares.iter().filter(|f| f.done()).count() >= 6),
+        eventually(Duration::from_secs(20), || {
+            squares.iter().filter(|f| f.done()).count() >= 6
+        }),
         "some squares finished",
     )?;
     let victim = cluster.worker_pids()[0];
@@ -68,7 +82,10 @@ fn killed_worker() -> TestResult {
     let want: i64 = (0..24).map(|i| i * i).sum();
     check(got == want, format!("{got} != {want}"))?;
     let all: Vec<i64> = client.gather(&squares)?;
-    check(all == (0..24).map(|i| i * i).collect::<Vec<_>>(), "every square")
+    check(
+        all == (0..24).map(|i| i * i).collect::<Vec<_>>(),
+        "every square",
+    )
 }
 
 /// One worker SIGSTOPped: after the heartbeat timeout its tasks run elsewhere; once
@@ -83,7 +100,10 @@ fn hung_worker() -> TestResult {
     check(got == want, format!("{got} != {want}"))?;
     check(
         eventually(Duration::from_secs(10), || cluster.n_workers() == 1),
-        format!("the hung worker was removed ({} workers)", cluster.n_workers()),
+        format!(
+            "the hung worker was removed ({} workers)",
+            cluster.n_workers()
+        ),
     )?;
     signal(pids[1], libc::SIGCONT);
     check(
@@ -93,7 +113,10 @@ fn hung_worker() -> TestResult {
     // Both workers take work: enough slow tasks that the rejoined one gets some.
     let futs: Vec<Future<i64>> = client.map(|i| slow_square(i, 50), 200..216)?;
     let got: i64 = client.gather(&futs)?.into_iter().sum();
-    check(got == (200..216).map(|i: i64| i * i).sum::<i64>(), "after rejoining")
+    check(
+        got == (200..216).map(|i: i64| i * i).sum::<i64>(),
+        "after rejoining",
+    )
 }
 
 /// A task that aborts every worker running it fails after 3 deaths with an error naming the
@@ -104,7 +127,10 @@ fn killer_task() -> TestResult {
     let err = bad.result().unwrap_err();
     let msg = err.to_string();
     check(matches!(err, RaskError::KilledWorker { .. }), &msg)?;
-    check(msg.contains(&bad.key().to_string()) && msg.contains("die"), &msg)?;
+    check(
+        msg.contains(&bad.key().to_string()) && msg.contains("die"),
+        &msg,
+    )?;
     check(msg.contains("local-worker-"), &msg)?;
     // The nanny restarted the workers: the cluster still computes.
     let ok = client.submit(&add(1, 2))?;

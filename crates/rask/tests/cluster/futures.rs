@@ -100,9 +100,18 @@ fn pi_batch(seed: u64, n: u64) -> Vec<u64> {
 pub fn tests() -> Vec<Trial> {
     vec![
         trial("futures::submit_runs_on_a_worker", submit_runs_on_a_worker),
-        trial("futures::pure_keys_are_shared_impure_are_fresh", pure_and_impure),
-        trial("futures::futures_as_arguments_and_composed", futures_composed),
-        trial("futures::map_gather_and_as_completed_pi", map_and_as_completed),
+        trial(
+            "futures::pure_keys_are_shared_impure_are_fresh",
+            pure_and_impure,
+        ),
+        trial(
+            "futures::futures_as_arguments_and_composed",
+            futures_composed,
+        ),
+        trial(
+            "futures::map_gather_and_as_completed_pi",
+            map_and_as_completed,
+        ),
         trial("futures::errors_reach_dependents_not_unrelated", errors),
         trial("futures::cancel_wait_and_timeouts", cancel_and_wait),
         trial("futures::scatter_then_submit", scatter),
@@ -116,7 +125,10 @@ fn submit_runs_on_a_worker() -> TestResult {
     let (client, cluster) = client(2);
     let f = client.submit(&where_am_i())?;
     let pid = f.result()?;
-    check(pid != std::process::id(), "the task ran in the client process")?;
+    check(
+        pid != std::process::id(),
+        "the task ran in the client process",
+    )?;
     check(
         cluster.worker_pids().contains(&pid),
         format!("{pid} is not a worker: {:?}", cluster.worker_pids()),
@@ -195,8 +207,14 @@ fn map_and_as_completed() -> TestResult {
             next_seed += 1;
         }
     }
-    check(seen as u64 == next_seed, format!("{seen} results for {next_seed} batches"))?;
-    check((last - std::f64::consts::PI).abs() < 0.01, format!("pi ~ {last}"))?;
+    check(
+        seen as u64 == next_seed,
+        format!("{seen} results for {next_seed} batches"),
+    )?;
+    check(
+        (last - std::f64::consts::PI).abs() < 0.01,
+        format!("pi ~ {last}"),
+    )?;
 
     // Batches and with_results.
     let mut seq = as_completed(client.map(inc, 0..20)?);
@@ -226,7 +244,10 @@ fn errors() -> TestResult {
     check(bad.status() == "error", bad.status())?;
     let err = after.result().unwrap_err().to_string();
     check(err.contains(&bad.key().to_string()), &err)?;
-    check(bad.exception()?.is_some() && good.exception()?.is_none(), "exception()")?;
+    check(
+        bad.exception()?.is_some() && good.exception()?.is_none(),
+        "exception()",
+    )?;
     let p = client.submit(&boom(3))?;
     let err = p.result().unwrap_err();
     check(
@@ -242,15 +263,31 @@ fn cancel_and_wait() -> TestResult {
     let slow = client.submit(&slow_inc(1, 3000))?;
     let quick = client.submit(&inc(1))?;
     let t = Instant::now();
-    let r = wait(vec![slow.clone()], WaitFor::AllCompleted, Some(Duration::from_millis(200)))?;
-    check(r.done.is_empty() && r.not_done.len() == 1, "not done after 200 ms")?;
-    check(t.elapsed() < Duration::from_secs(2), "wait honoured its timeout")?;
-    check(slow.result_timeout(Duration::from_millis(50))?.is_none(), "result_timeout")?;
+    let r = wait(
+        vec![slow.clone()],
+        WaitFor::AllCompleted,
+        Some(Duration::from_millis(200)),
+    )?;
+    check(
+        r.done.is_empty() && r.not_done.len() == 1,
+        "not done after 200 ms",
+    )?;
+    check(
+        t.elapsed() < Duration::from_secs(2),
+        "wait honoured its timeout",
+    )?;
+    check(
+        slow.result_timeout(Duration::from_millis(50))?.is_none(),
+        "result_timeout",
+    )?;
     client.cancel(std::slice::from_ref(&slow))?;
     let err = slow.result().unwrap_err();
     check(err.is_cancelled(), &err)?;
     check(slow.status() == "cancelled", slow.status())?;
-    check(t.elapsed() < Duration::from_millis(2500), "cancel did not wait for the task")?;
+    check(
+        t.elapsed() < Duration::from_millis(2500),
+        "cancel did not wait for the task",
+    )?;
     // The worker's only thread finishes the cancelled task (a running op cannot be
     // interrupted), then runs the next one.
     let r = wait(vec![quick], WaitFor::FirstCompleted, None)?;
@@ -262,8 +299,14 @@ fn scatter() -> TestResult {
     let data = client.scatter(vec![vec![1.0f64, 2.0, 3.5], vec![10.0]])?;
     let a = client.submit(&total(&data[0]))?;
     let b = client.submit(&total(&data[1]))?;
-    check(a.result()? == 6.5 && b.result()? == 10.0, "sums of scattered data")?;
-    check(data[0].result()? == vec![1.0, 2.0, 3.5], "scattered value comes back")
+    check(
+        a.result()? == 6.5 && b.result()? == 10.0,
+        "sums of scattered data",
+    )?;
+    check(
+        data[0].result()? == vec![1.0, 2.0, 3.5],
+        "scattered value comes back",
+    )
 }
 
 fn closures_fail_at_submit() -> TestResult {
@@ -280,11 +323,17 @@ fn default_client() -> TestResult {
     let (client, cluster) = client(1);
     let cfg = Config::builtin().with_client(Some(client.clone()));
     let pid = where_am_i().compute_with(&cfg)?;
-    check(cluster.worker_pids().contains(&pid), "compute ran on the cluster")?;
+    check(
+        cluster.worker_pids().contains(&pid),
+        "compute ran on the cluster",
+    )?;
     let v = add(inc(1), 5).compute_with(&cfg)?;
     check(v == 7, v)?;
     let p = rask::persist_with(&add(inc(2), 5), &cfg)?;
-    check(add(&p, 1).compute_with(&cfg)? == 9, "built on a persisted value")
+    check(
+        add(&p, 1).compute_with(&cfg)? == 9,
+        "built on a persisted value",
+    )
 }
 
 fn priority_and_retries() -> TestResult {

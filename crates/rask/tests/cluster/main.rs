@@ -41,7 +41,11 @@ pub fn client(n: usize) -> (Client, Arc<LocalCluster>) {
 
 /// Fails the test with a message unless `cond`.
 pub fn check(cond: bool, msg: impl std::fmt::Display) -> TestResult {
-    if cond { Ok(()) } else { Err(msg.to_string().into()) }
+    if cond {
+        Ok(())
+    } else {
+        Err(msg.to_string().into())
+    }
 }
 
 /// Waits until `f` holds or `timeout` passes.

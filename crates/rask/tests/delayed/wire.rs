@@ -146,7 +146,10 @@ fn a_failing_function_fails_the_same_way_after_the_wire() {
 #[test]
 fn sum_and_operators_cross_the_wire() {
     let (a, b) = (inc(1), inc(5));
-    assert_eq!(check(&rask::sum(vec![a.clone(), b.clone(), inc(7)])), 2 + 6 + 8);
+    assert_eq!(
+        check(&rask::sum(vec![a.clone(), b.clone(), inc(7)])),
+        2 + 6 + 8
+    );
     assert_eq!(check(&(&a + &b)), 8);
     assert_eq!(check(&(a.clone() - b.clone())), -4);
     assert_eq!(check(&(a.clone() * 3)), 6);
@@ -159,9 +162,17 @@ fn sum_and_operators_cross_the_wire() {
     assert_eq!(check(&(x.clone() * x.clone() - 1.0)), 5.25);
     assert_eq!(check(&rask::sum(vec![y.clone(), y.clone()])), 1.0);
     assert_eq!(check(&(-(y / 2.0))), -0.25);
-    assert_eq!(check(&rask::sum(vec![rask::value(3u8), rask::value(4u8)])), 7);
+    assert_eq!(
+        check(&rask::sum(vec![rask::value(3u8), rask::value(4u8)])),
+        7
+    );
     // Each built-in number type has its own registered op.
-    for name in ["rask.sum<i64>", "rask.add<f64>", "rask.neg<i32>", "rask.mod<u64>"] {
+    for name in [
+        "rask.sum<i64>",
+        "rask.add<f64>",
+        "rask.neg<i32>",
+        "rask.mod<u64>",
+    ] {
         assert!(OpRegistry::global().contains(name), "{name}");
     }
 }
@@ -170,7 +181,10 @@ fn sum_and_operators_cross_the_wire() {
 fn two_identical_pure_calls_still_share_one_key() {
     assert_eq!(inc(1).key(), inc(1).key());
     assert_ne!(inc(1).key(), inc(2).key());
-    assert_eq!(scale(vec![1.0], "km".to_string()).key(), scale(vec![1.0], "km".to_string()).key());
+    assert_eq!(
+        scale(vec![1.0], "km".to_string()).key(),
+        scale(vec![1.0], "km".to_string()).key()
+    );
     let (x, y) = (inc(3), inc(3));
     let mut b = GraphBuilder::new();
     (x, y).add_layers(&mut b);
@@ -194,10 +208,15 @@ fn closures_stay_local_with_an_error_naming_the_op() {
     let f = rask::delayed(|x: i64| x);
     let d = f.call((1,));
     let err = encode_error(&d);
-    assert!(err.contains("closure") && err.contains("closures_stay_local"), "{err}");
+    assert!(
+        err.contains("closure") && err.contains("closures_stay_local"),
+        "{err}"
+    );
     let err = encode_error(&inc(1).map(|x| x + 1));
     assert!(err.contains("rask.map"), "{err}");
-    let err = encode_error(&rask::tree_reduce(vec![inc(1), inc(2)], 2, |xs| xs.iter().copied().sum()).unwrap());
+    let err = encode_error(
+        &rask::tree_reduce(vec![inc(1), inc(2)], 2, |xs| xs.iter().copied().sum()).unwrap(),
+    );
     assert!(err.contains("rask.tree_reduce"), "{err}");
 }
 
@@ -205,7 +224,10 @@ fn closures_stay_local_with_an_error_naming_the_op() {
 fn unportable_values_and_generic_ops_name_what_is_at_fault() {
     // A literal argument whose type has no spill: the error names the op and the type.
     let err = encode_error(&open_opaque(Opaque(3)));
-    assert!(err.contains("open_opaque") && err.contains("Opaque"), "{err}");
+    assert!(
+        err.contains("open_opaque") && err.contains("Opaque"),
+        "{err}"
+    );
     // It still runs locally.
     assert_eq!(open_opaque(Opaque(3)).compute().unwrap(), 3);
 
