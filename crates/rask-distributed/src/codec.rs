@@ -236,6 +236,7 @@ mod tests {
                 },
                 inline_result: true,
                 projected_nbytes: Some(8),
+                attempt: 3,
             },
             ToWorker::PutData {
                 values: vec![

@@ -271,6 +271,10 @@ pub enum ToWorker {
         /// Send the value inline in `TaskFinished` (a client waits for it and it is small).
         inline_result: bool,
         projected_nbytes: Option<u64>,
+        /// The scheduler's run number for this key, echoed in the answer: a finish or an
+        /// error for an earlier attempt (the key was freed and sent again while the answer
+        /// was in flight) is stale and ignored.
+        attempt: u32,
     },
     /// Drop these keys (no longer needed anywhere, or a cancelled task).
     FreeKeys { keys: Vec<Key> },
@@ -294,10 +298,14 @@ pub enum FromWorker {
         type_tag: String,
         /// The value, when the scheduler asked for it inline and it is small.
         value: Option<WireValue>,
+        /// The `attempt` of the `ComputeTask` this answers.
+        attempt: u32,
     },
     TaskErred {
         key: Key,
         error: RemoteError,
+        /// The `attempt` of the `ComputeTask` this answers.
+        attempt: u32,
     },
     /// The worker now holds these keys (scatter, or replicas it fetched), with their sizes.
     AddKeys {

@@ -349,10 +349,13 @@ pub fn process_rss() -> u64 {
     0
 }
 
+/// One open connection to a peer's data port.
+type PeerConnection = (FrameReader, FrameWriter);
+
 /// Connections to peers' data ports, kept for reuse.
 #[derive(Clone, Default)]
 struct PeerPool {
-    idle: Arc<Mutex<FxHashMap<String, Vec<(FrameReader, FrameWriter)>>>>,
+    idle: Arc<Mutex<FxHashMap<String, Vec<PeerConnection>>>>,
     max_frame: u64,
     token: Option<String>,
 }
@@ -820,6 +823,7 @@ impl Ctx {
                         key,
                         nbytes,
                         type_tag,
+                        attempt,
                     } => {
                         let value = if nbytes <= self.inline_limit {
                             let v = lock(&self.store).memory.get(&key).cloned();
@@ -832,6 +836,7 @@ impl Ctx {
                             nbytes,
                             type_tag,
                             value,
+                            attempt,
                         });
                     }
                     WorkerInstruction::Release { key } => lock(&self.store).remove(&key),

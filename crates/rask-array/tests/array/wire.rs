@@ -173,10 +173,10 @@ fn elementwise_with_broadcasting_crosses_the_wire() {
     check(&(&ints * i64::MIN));
     check(&(&(&ints / 3) % 4));
     let big = a.gt_scalar(0.0);
-    let mid = (&a.lt(&row).unwrap()).logical_and(&big).unwrap();
+    let mid = a.lt(&row).unwrap().logical_and(&big).unwrap();
     check(&mid);
     check(&mid.logical_not());
-    check(&(&big).logical_or(&a.eq_scalar(-1.0)).unwrap());
+    check(&big.logical_or(&a.eq_scalar(-1.0)).unwrap());
     // where, broadcasting all three operands.
     check(&array::where_(&big, &a, &row).unwrap());
 }

@@ -199,6 +199,10 @@ struct Task {
     n_wants: u32,
     /// How many workers died while running it.
     suspicious: u32,
+    /// Set from `ClusterState::last_attempt` each time the task is sent to a worker; answers
+    /// carry it back, so a stale answer from an earlier run is told apart from the current
+    /// one.
+    attempt: u32,
     flags: u8,
 }
 
@@ -275,6 +279,10 @@ pub struct ClusterState {
     /// Ready tasks no worker can take now.
     no_worker: BTreeSet<(Priority, u32)>,
     errors: FxHashMap<u32, RemoteError>,
+    /// The last attempt number handed out. One counter for all tasks (not one per task), so
+    /// a key forgotten and submitted again never reuses an attempt still in flight. It
+    /// wraps after 2^32 dispatches, far beyond any message's time in flight.
+    last_attempt: u32,
     /// Per task, each worker death while it ran it: "name at address: cause".
     deaths: FxHashMap<u32, Vec<String>>,
     retries: FxHashMap<u32, u32>,
@@ -299,6 +307,7 @@ impl ClusterState {
     pub fn new(config: SchedulerConfig) -> Self {
         ClusterState {
             config,
+            last_attempt: 0,
             tasks: Vec::new(),
             free_ids: Vec::new(),
             index: FxHashMap::default(),
@@ -513,9 +522,17 @@ impl ClusterState {
         }
         match msg {
             FromWorker::TaskFinished {
-                key, nbytes, value, ..
-            } => self.task_finished(id, &key, nbytes, value),
-            FromWorker::TaskErred { key, error } => self.task_erred(id, &key, error),
+                key,
+                nbytes,
+                value,
+                attempt,
+                ..
+            } => self.task_finished(id, &key, nbytes, value, attempt),
+            FromWorker::TaskErred {
+                key,
+                error,
+                attempt,
+            } => self.task_erred(id, &key, error, attempt),
             FromWorker::AddKeys { keys } => {
                 for (k, nbytes) in keys {
                     self.add_keys(id, &k, nbytes);
@@ -605,7 +622,7 @@ impl ClusterState {
                     },
                 );
                 self.workers.get_mut(&thief).expect("live").incoming_steals += 1;
-                self.to_worker(v, ToWorker::StealRequest { key });
+                self.send_to_worker(v, ToWorker::StealRequest { key });
             }
             thieves.retain(|(_, d)| *d > 0);
             if thieves.is_empty() {
@@ -971,7 +988,7 @@ impl ClusterState {
 
     // ----- internals: sending -------------------------------------------------------------
 
-    fn to_worker(&mut self, w: WorkerId, msg: ToWorker) {
+    fn send_to_worker(&mut self, w: WorkerId, msg: ToWorker) {
         if !self.workers.contains_key(&w) {
             return;
         }
@@ -996,6 +1013,17 @@ impl ClusterState {
     }
 
     fn send_compute(&mut self, t: u32, w: WorkerId) {
+        self.last_attempt = self.last_attempt.wrapping_add(1);
+        let attempt = self.last_attempt;
+        self.task_mut(t).attempt = attempt;
+        // A new instance: an outstanding steal's answer refers to the previous one (the
+        // victim may have given that one back just before this one arrived).
+        if !self.steals.is_empty() {
+            let key = &self.tasks[t as usize].as_ref().expect("live").key;
+            if let Some(s) = self.steals.get_mut(key) {
+                s.valid = false;
+            }
+        }
         let task = self.task(t);
         let deps: Vec<DepLocation> = task
             .deps
@@ -1018,8 +1046,9 @@ impl ClusterState {
             priority: task.priority,
             inline_result: task.n_wants > 0,
             projected_nbytes: task.projected,
+            attempt: task.attempt,
         };
-        self.to_worker(w, msg);
+        self.send_to_worker(w, msg);
     }
 
     // ----- internals: state bookkeeping ---------------------------------------------------
@@ -1285,7 +1314,7 @@ impl ClusterState {
             }
         }
         for (w, values) in puts {
-            self.to_worker(w, ToWorker::PutData { values });
+            self.send_to_worker(w, ToWorker::PutData { values });
         }
     }
 
@@ -1442,7 +1471,7 @@ impl ClusterState {
         }
     }
 
-    fn to_memory(&mut self, t: u32, w: WorkerId, nbytes: u64, value: Option<WireValue>) {
+    fn transition_to_memory(&mut self, t: u32, w: WorkerId, nbytes: u64, value: Option<WireValue>) {
         if let State::Processing(o) = self.task(t).state {
             if o != w {
                 // Someone else finished it first: the other run is wasted work.
@@ -1605,14 +1634,16 @@ impl ClusterState {
                 waiters: 0,
                 n_wants: 0,
                 suspicious: 0,
+                attempt: 0,
                 flags: F_NEW,
             });
             new_ids.push(t);
             dep_keys.push(ct.deps);
         }
         // Resolve inputs: each must be in this submission or already on the cluster.
-        let mut resolved: Vec<(SmallVec<[u32; 2]>, Option<Box<[u32]>>)> =
-            Vec::with_capacity(new_ids.len());
+        // Per new task: its distinct dependencies, and the argument order when it differs.
+        type ResolvedDeps = (SmallVec<[u32; 2]>, Option<Box<[u32]>>);
+        let mut resolved: Vec<ResolvedDeps> = Vec::with_capacity(new_ids.len());
         for (&t, keys) in new_ids.iter().zip(&dep_keys) {
             let mut deps: SmallVec<[u32; 2]> = SmallVec::new();
             let mut args: Vec<u32> = Vec::with_capacity(keys.len());
@@ -1858,6 +1889,7 @@ impl ClusterState {
                         waiters: 0,
                         n_wants: 0,
                         suspicious: 0,
+                        attempt: 0,
                         flags: 0,
                     })
                 }
@@ -1875,31 +1907,44 @@ impl ClusterState {
             }
         }
         for (w, values) in puts {
-            self.to_worker(w, ToWorker::PutData { values });
+            self.send_to_worker(w, ToWorker::PutData { values });
         }
     }
 
     // ----- internals: worker events -------------------------------------------------------
 
-    fn task_finished(&mut self, w: WorkerId, key: &Key, nbytes: u64, value: Option<WireValue>) {
+    fn task_finished(
+        &mut self,
+        w: WorkerId,
+        key: &Key,
+        nbytes: u64,
+        value: Option<WireValue>,
+        attempt: u32,
+    ) {
         let Some(t) = self.lookup(key) else {
             self.free_on(w, key.clone());
             return;
         };
         let task = self.task(t);
         match task.state {
-            State::Processing(p) if p == w => self.to_memory(t, w, nbytes, value),
+            State::Processing(p) if p == w && attempt == task.attempt => {
+                self.transition_to_memory(t, w, nbytes, value)
+            }
+            // An answer to an earlier run on this same worker, which freed that value when
+            // told to: the current run answers for itself.
+            State::Processing(p) if p == w => {}
             State::Memory => self.add_replica(t, w, nbytes),
             // A stale finish (the task moved after a steal or a loss): the value is the same
             // (keys are deterministic), so it serves whoever still needs it.
-            s if s.is_active() && task.needed() => self.to_memory(t, w, nbytes, value),
+            s if s.is_active() && task.needed() => self.transition_to_memory(t, w, nbytes, value),
             _ => self.free_on(w, key.clone()),
         }
     }
 
-    fn task_erred(&mut self, w: WorkerId, key: &Key, error: RemoteError) {
+    fn task_erred(&mut self, w: WorkerId, key: &Key, error: RemoteError, attempt: u32) {
         let Some(t) = self.lookup(key) else { return };
-        if self.task(t).state != State::Processing(w) {
+        let task = self.task(t);
+        if task.state != State::Processing(w) || task.attempt != attempt {
             return; // stale: that run was taken back already
         }
         if let Some(left) = self.retries.get_mut(&t) {
@@ -1922,7 +1967,7 @@ impl ClusterState {
         let task = self.task(t);
         match task.state {
             State::Memory => self.add_replica(t, w, nbytes),
-            s if s.is_active() && task.needed() => self.to_memory(t, w, nbytes, None),
+            s if s.is_active() && task.needed() => self.transition_to_memory(t, w, nbytes, None),
             _ => self.free_on(w, key.clone()),
         }
     }
@@ -2056,6 +2101,7 @@ mod tests {
         deps: Vec<DepLocation>,
         pub(super) started: bool,
         inline: bool,
+        attempt: u32,
     }
 
     pub(super) struct FakeWorker {
@@ -2250,6 +2296,7 @@ mod tests {
                         kind: ErrorKind::Failed,
                         message: format!("boom in {key}"),
                     },
+                    attempt: a.attempt,
                 });
                 return true;
             }
@@ -2262,6 +2309,7 @@ mod tests {
                 nbytes,
                 type_tag: "bytes".into(),
                 value,
+                attempt: a.attempt,
             });
             true
         }
@@ -2320,7 +2368,17 @@ mod tests {
                     return;
                 }
             }
-            panic!("the cluster never went quiet");
+            let mut stuck = Vec::new();
+            for (w, fw) in &self.workers {
+                for key in fw.tasks.keys() {
+                    stuck.push(format!(
+                        "{key} on worker {w}: scheduler says {:?} on {:?}",
+                        self.s.task_state(key),
+                        self.s.processing_on(key)
+                    ));
+                }
+            }
+            panic!("the cluster never went quiet: {stuck:?}");
         }
 
         pub(super) fn take_inbox(&mut self, c: ClientId) -> Vec<ToClient> {
@@ -2336,6 +2394,7 @@ mod tests {
                     deps,
                     args,
                     inline_result,
+                    attempt,
                     ..
                 } => {
                     assert!(
@@ -2348,6 +2407,7 @@ mod tests {
                             deps,
                             started: false,
                             inline: inline_result,
+                            attempt,
                         },
                     );
                 }
@@ -3287,7 +3347,7 @@ mod proptests {
                     }
                     absorb(&mut sim, &mut episodes);
                 }
-                7 | 14 => sim.balance(),
+                7 => sim.balance(),
                 _ => {
                     let c = 1 + (b as u64 % n_clients);
                     sim.client(
@@ -3462,6 +3522,287 @@ mod proptests {
                 (73, 43858, 57297),
                 (229, 54654, 45806),
                 (68, 53059, 16042),
+            ],
+        );
+    }
+
+    #[test]
+    fn regression_case_2() {
+        run_case(
+            9977444340179837121,
+            vec![
+                (248, 22122, 19120),
+                (13, 12320, 18946),
+                (116, 16944, 38017),
+                (224, 45298, 31689),
+                (248, 41114, 36878),
+                (214, 39959, 3681),
+                (8, 52455, 5606),
+                (98, 63702, 27778),
+                (247, 33172, 55442),
+                (246, 29027, 48580),
+                (133, 63556, 47137),
+                (46, 40792, 7063),
+                (111, 56037, 56758),
+                (97, 30361, 12945),
+                (190, 3886, 57790),
+                (43, 58107, 19450),
+                (49, 34111, 24165),
+                (209, 37550, 15316),
+                (52, 41537, 27061),
+                (29, 57787, 30170),
+                (219, 48891, 64558),
+                (123, 48023, 17101),
+                (204, 55822, 40699),
+                (238, 47755, 11344),
+                (73, 60388, 64267),
+                (76, 58193, 51680),
+                (7, 44884, 20355),
+                (194, 64528, 60261),
+                (177, 33698, 40383),
+                (237, 51832, 45163),
+                (200, 23278, 8653),
+                (126, 29517, 57715),
+                (116, 53170, 28302),
+                (135, 39310, 50875),
+                (127, 20339, 20421),
+                (68, 58088, 48177),
+                (97, 65355, 7747),
+                (203, 2347, 45878),
+                (116, 24054, 63843),
+                (138, 36257, 2010),
+                (227, 29470, 57322),
+                (164, 63520, 52430),
+                (55, 29020, 60813),
+                (121, 20698, 11073),
+                (66, 38620, 5529),
+                (227, 18357, 48314),
+                (252, 48765, 61984),
+                (1, 47602, 38687),
+                (219, 23593, 51466),
+                (190, 9566, 39659),
+                (206, 19604, 14119),
+                (108, 29950, 43799),
+                (132, 49192, 10845),
+                (238, 43661, 33589),
+                (39, 27787, 12951),
+                (116, 64930, 11640),
+                (100, 21293, 21077),
+                (169, 45715, 39868),
+                (28, 5201, 9931),
+                (87, 10060, 36310),
+                (138, 37006, 44066),
+                (119, 54709, 4845),
+                (221, 16022, 33746),
+                (192, 28023, 4412),
+                (239, 24082, 13699),
+                (86, 58753, 53225),
+                (102, 22542, 64775),
+                (49, 45541, 21983),
+                (146, 16874, 6535),
+                (147, 19466, 59968),
+                (172, 16728, 56785),
+                (107, 19174, 48515),
+                (174, 35678, 61666),
+                (229, 4636, 27638),
+                (22, 40740, 5536),
+                (60, 55582, 433),
+                (119, 41786, 40254),
+                (142, 37405, 48002),
+                (87, 53968, 28779),
+                (123, 63493, 62829),
+                (181, 47289, 5481),
+                (142, 8967, 48929),
+                (99, 23396, 56525),
+                (231, 23115, 14336),
+                (4, 63657, 1560),
+                (3, 14851, 34747),
+                (133, 22990, 58940),
+                (135, 17301, 41695),
+                (38, 42126, 17980),
+                (109, 14144, 55447),
+                (182, 26838, 18119),
+                (55, 19396, 25407),
+                (188, 10352, 9494),
+                (66, 32116, 45539),
+                (106, 63327, 13680),
+                (197, 8086, 52210),
+                (77, 9028, 38432),
+                (87, 16484, 17631),
+                (99, 3970, 25766),
+                (45, 9288, 44691),
+                (77, 1189, 56889),
+                (86, 41124, 40550),
+                (172, 59373, 865),
+                (148, 21514, 28147),
+                (94, 52166, 57583),
+                (206, 50755, 19844),
+                (104, 24602, 30824),
+                (96, 43238, 7293),
+                (195, 63789, 1955),
+                (20, 18269, 11221),
+                (182, 41706, 4057),
+                (83, 44242, 31535),
+                (253, 54941, 43423),
+                (123, 57127, 9906),
+                (81, 40184, 6359),
+                (171, 7305, 4391),
+                (144, 1794, 18982),
+                (182, 30218, 32905),
+                (14, 13513, 2691),
+                (181, 4301, 11053),
+                (221, 24798, 11027),
+                (98, 50704, 51181),
+                (196, 14915, 27332),
+                (111, 18413, 408),
+                (138, 55845, 13484),
+                (139, 31009, 48356),
+                (65, 24048, 38037),
+                (249, 5747, 44651),
+                (53, 8501, 61550),
+                (36, 43850, 51638),
+                (163, 34888, 344),
+                (191, 28929, 56233),
+                (216, 62047, 60163),
+                (246, 54515, 45720),
+                (131, 51462, 11844),
+                (176, 50220, 36736),
+                (22, 8023, 31553),
+                (46, 29652, 40844),
+                (26, 43153, 26344),
+                (106, 33920, 17761),
+                (9, 48149, 52352),
+                (120, 14800, 49841),
+                (175, 34724, 20892),
+                (238, 24285, 20460),
+                (109, 64200, 55203),
+                (50, 49345, 60182),
+                (23, 32936, 27679),
+                (236, 44854, 59492),
+                (63, 63417, 58144),
+                (254, 59658, 5262),
+                (46, 52797, 28864),
+                (175, 44261, 62336),
+                (61, 31468, 9812),
+                (13, 36131, 33347),
+                (68, 26771, 30982),
+                (225, 40757, 22414),
+                (36, 49687, 64247),
+                (60, 22433, 1977),
+                (60, 32838, 51443),
+                (75, 14511, 63780),
+                (184, 95, 38103),
+            ],
+        );
+    }
+
+    #[test]
+    fn regression_case_3() {
+        run_case(
+            7989576289379550183,
+            vec![
+                (75, 9363, 9324),
+                (185, 0, 24552),
+                (0, 0, 10004),
+                (152, 0, 0),
+                (138, 0, 0),
+                (11, 27476, 15412),
+                (11, 41478, 31667),
+                (91, 43883, 14900),
+                (8, 0, 0),
+                (107, 14044, 31961),
+                (143, 0, 0),
+                (126, 2860, 0),
+                (74, 30885, 0),
+                (91, 16727, 16249),
+                (185, 6436, 11817),
+                (202, 8948, 0),
+                (99, 16160, 0),
+                (27, 3754, 8274),
+                (11, 15068, 11468),
+                (168, 0, 0),
+                (0, 0, 0),
+                (106, 10320, 0),
+                (94, 7027, 0),
+                (243, 2871, 0),
+                (0, 0, 0),
+                (96, 8471, 0),
+                (6, 0, 0),
+                (170, 0, 0),
+                (30, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (94, 0, 0),
+                (0, 0, 0),
+                (10, 0, 0),
+                (0, 0, 0),
+                (86, 0, 0),
+                (0, 0, 0),
+                (238, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+                (14, 0, 0),
+                (0, 0, 0),
+                (11, 54499, 418),
+                (62, 0, 0),
+                (99, 37361, 0),
+                (0, 24, 0),
+                (0, 249, 0),
+                (3, 16457, 0),
+                (0, 0, 0),
+                (0, 0, 0),
+            ],
+        );
+    }
+
+    #[test]
+    fn regression_case_4() {
+        run_case(
+            14305170145895778947,
+            vec![
+                (153, 10662, 2856),
+                (168, 14209, 16149),
+                (216, 39794, 49960),
+                (216, 65137, 17604),
+                (12, 7138, 26954),
+                (176, 40665, 21291),
+                (236, 19102, 7899),
+                (123, 32541, 26621),
+                (89, 49336, 40647),
+                (242, 60939, 47222),
+                (92, 7816, 7818),
+                (252, 916, 62377),
+                (91, 25757, 22710),
+                (8, 37818, 45206),
+                (212, 39214, 17137),
+                (165, 57012, 33340),
+                (225, 22155, 12557),
+                (238, 21191, 6479),
+                (228, 61716, 4609),
+                (91, 56061, 38133),
+                (172, 21586, 4677),
+                (93, 31166, 17572),
+                (42, 57008, 65446),
+                (108, 57319, 38021),
+                (129, 30191, 14670),
+                (107, 29765, 63150),
+                (34, 44, 9105),
+                (154, 57896, 56857),
+                (65, 34854, 45782),
+                (235, 21974, 13846),
+                (236, 2822, 57918),
+                (9, 6463, 27612),
+                (36, 875, 2650),
+                (242, 37668, 49559),
+                (242, 49779, 41963),
+                (148, 22437, 62638),
+                (181, 53918, 33489),
+                (210, 46161, 16481),
+                (165, 27294, 1983),
+                (136, 28460, 24852),
+                (247, 30521, 54256),
             ],
         );
     }

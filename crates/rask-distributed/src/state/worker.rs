@@ -133,6 +133,7 @@ pub enum WorkerInstruction {
         key: Key,
         nbytes: u64,
         type_tag: String,
+        attempt: u32,
     },
     /// Drop this key's value from the store (memory or disk).
     Release { key: Key },
@@ -188,12 +189,23 @@ impl St {
     }
 }
 
+/// A `ComputeTask`'s fields, as the state machine takes them.
+struct RunRequest {
+    op: Arc<WireOp>,
+    args: Vec<u32>,
+    priority: Priority,
+    inline_result: bool,
+    attempt: u32,
+}
+
 /// What the scheduler asked to run.
 #[derive(Clone, Debug)]
 struct Run {
     op: Arc<WireOp>,
     args: Vec<Key>,
     inline_result: bool,
+    /// The scheduler's attempt number, echoed in the answer.
+    attempt: u32,
     /// Where the inputs are, kept only while the run is pending behind a fetch of the same
     /// key (it is attached if that fetch fails everywhere).
     locs: Vec<DepLocation>,
@@ -341,7 +353,17 @@ impl WorkerState {
                 priority,
                 inline_result,
                 projected_nbytes: _,
-            } => self.compute_task(key, op, deps, args, priority, inline_result),
+                attempt,
+            } => {
+                let run = RunRequest {
+                    op,
+                    args,
+                    priority,
+                    inline_result,
+                    attempt,
+                };
+                self.compute_task(key, deps, run)
+            }
             ToWorker::FreeKeys { keys } => {
                 for key in keys {
                     self.free_key(&key);
@@ -543,7 +565,13 @@ impl WorkerState {
                     let run = rec.run.take().expect("an executing task has its run");
                     rec.wanted = true;
                     self.set_in_memory(key, nbytes);
-                    self.emit_finished(key.clone(), nbytes, type_tag, run.inline_result);
+                    self.emit_finished(
+                        key.clone(),
+                        nbytes,
+                        type_tag,
+                        run.inline_result,
+                        run.attempt,
+                    );
                 } else if rec.wanted || !rec.dependents.is_empty() {
                     // Freed, but a task here needs it after all: keep it as a replica.
                     let announce = !rec.wanted;
@@ -560,12 +588,13 @@ impl WorkerState {
             }
             Err(error) => {
                 if !cancelled {
-                    rec.run = None;
+                    let attempt = rec.run.take().map_or(0, |r| r.attempt);
                     rec.state = St::Erred;
                     rec.wanted = true;
                     self.send(FromWorker::TaskErred {
                         key: key.clone(),
                         error,
+                        attempt,
                     });
                 } else if !rec.dependents.is_empty() {
                     rec.state = St::Missing;
@@ -699,15 +728,14 @@ impl WorkerState {
 
     // ---------------------------------------------------------------- tasks
 
-    fn compute_task(
-        &mut self,
-        key: Key,
-        op: Arc<WireOp>,
-        deps: Vec<DepLocation>,
-        args: Vec<u32>,
-        priority: Priority,
-        inline_result: bool,
-    ) {
+    fn compute_task(&mut self, key: Key, deps: Vec<DepLocation>, req: RunRequest) {
+        let RunRequest {
+            op,
+            args,
+            priority,
+            inline_result,
+            attempt,
+        } = req;
         let mut arg_keys = Vec::with_capacity(args.len());
         for &i in &args {
             match deps.get(i as usize) {
@@ -722,7 +750,11 @@ impl WorkerState {
                             deps.len()
                         ),
                     };
-                    self.send(FromWorker::TaskErred { key, error });
+                    self.send(FromWorker::TaskErred {
+                        key,
+                        error,
+                        attempt,
+                    });
                     return;
                 }
             }
@@ -737,6 +769,7 @@ impl WorkerState {
             op,
             args: arg_keys,
             inline_result,
+            attempt,
             locs: Vec::new(),
         };
         let state = self.recs.get(&key).map(|r| r.state.clone());
@@ -752,10 +785,15 @@ impl WorkerState {
                 rec.wanted = true;
                 let (nbytes, tag) = (rec.nbytes, rec.type_tag.clone());
                 self.touch(&key);
-                self.emit_finished(key, nbytes, tag, inline_result);
+                self.emit_finished(key, nbytes, tag, inline_result, attempt);
             }
             Some(St::Waiting | St::Ready | St::Executing) => {
-                // A duplicate: only learn where its absent inputs are now.
+                // A duplicate: learn where its absent inputs are now, and answer the
+                // latest attempt.
+                if let Some(r) = self.recs.get_mut(&key).and_then(|r| r.run.as_mut()) {
+                    r.attempt = attempt;
+                    r.inline_result = inline_result;
+                }
                 for loc in &deps {
                     self.learn_holders(loc, priority);
                 }
@@ -965,12 +1003,20 @@ impl WorkerState {
         }
     }
 
-    fn emit_finished(&mut self, key: Key, nbytes: u64, type_tag: String, inline: bool) {
+    fn emit_finished(
+        &mut self,
+        key: Key,
+        nbytes: u64,
+        type_tag: String,
+        inline: bool,
+        attempt: u32,
+    ) {
         if inline && nbytes <= self.config.inline_limit {
             self.out.push(WorkerInstruction::SendFinishedInline {
                 key,
                 nbytes,
                 type_tag,
+                attempt,
             });
         } else {
             self.send(FromWorker::TaskFinished {
@@ -978,6 +1024,7 @@ impl WorkerState {
                 nbytes,
                 type_tag,
                 value: None,
+                attempt,
             });
         }
     }
@@ -1082,7 +1129,7 @@ impl WorkerState {
         match run {
             Some(run) => {
                 let tag = self.recs[key].type_tag.clone();
-                self.emit_finished(key.clone(), nbytes, tag, run.inline_result)
+                self.emit_finished(key.clone(), nbytes, tag, run.inline_result, run.attempt)
             }
             None => self.add_keys.push((key.clone(), nbytes)),
         }
@@ -1559,6 +1606,7 @@ mod tests {
                 priority: prio(order),
                 inline_result: inline,
                 projected_nbytes: None,
+                attempt: 1,
             });
         }
 
@@ -1716,6 +1764,7 @@ mod tests {
                     key,
                     nbytes,
                     type_tag,
+                    attempt,
                 } => {
                     assert!(self.store.contains_key(&key), "{key} inline, not stored");
                     assert!(nbytes <= self.w.config.inline_limit);
@@ -1724,6 +1773,7 @@ mod tests {
                         nbytes,
                         type_tag: type_tag.clone(),
                         value: Some(WireValue::new(type_tag, vec![7u8; nbytes as usize])),
+                        attempt,
                     };
                     let mut back = round_trip(vec![msg.clone()]).expect("codec");
                     assert_eq!(back, vec![msg]);
@@ -1817,6 +1867,7 @@ mod tests {
             priority: prio(0),
             inline_result: false,
             projected_nbytes: None,
+            attempt: 1,
         });
         assert_eq!(
             s.log.last(),
@@ -1834,7 +1885,8 @@ mod tests {
                 key: k("y"),
                 nbytes: 16,
                 type_tag: "t".into(),
-                value: None
+                value: None,
+                attempt: 1,
             })
         );
         assert_eq!(s.w.key_state(&k("y")), Some("memory"));
@@ -2143,7 +2195,8 @@ mod tests {
             Some(&WorkerInstruction::SendFinishedInline {
                 key: k("small"),
                 nbytes: 100,
-                type_tag: "t".into()
+                type_tag: "t".into(),
+                attempt: 1,
             })
         );
         assert!(matches!(
@@ -2177,7 +2230,7 @@ mod tests {
         s.finish(&k("t"), Err("boom"));
         assert!(matches!(
             s.sent.last(),
-            Some(FromWorker::TaskErred { key, error }) if *key == k("t") && error.message == "boom"
+            Some(FromWorker::TaskErred { key, error, .. }) if *key == k("t") && error.message == "boom"
         ));
         assert_eq!(s.w.key_state(&k("t")), Some("error"));
         s.free(&["t"]);
@@ -2429,6 +2482,7 @@ mod proptests {
                 priority: prio(order),
                 inline_result: inline,
                 projected_nbytes: None,
+                attempt: 1,
             }
         }
 

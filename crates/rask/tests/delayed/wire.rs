@@ -130,12 +130,12 @@ fn delayed_functions_cross_the_wire() {
     assert_eq!(check(&cm), vec![15.0, -20.0]);
     let both = (add(inc(10), 5), cm);
     assert_eq!(check(&both), (16, vec![15.0, -20.0]));
-    assert_eq!(check(&parse(" 42 ")), 42);
+    assert_eq!(check(&parse(String::from(" 42 "))), 42);
 }
 
 #[test]
 fn a_failing_function_fails_the_same_way_after_the_wire() {
-    let bad = parse("x");
+    let bad = parse(String::from("x"));
     let mut b = GraphBuilder::new();
     bad.add_layers(&mut b);
     let graph = wire_graph(&b.build().unwrap());
