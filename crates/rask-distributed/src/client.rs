@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::comm;
 use crate::protocol::{
     ClientTask, ErrorKind, Hello, PROTOCOL_VERSION, RemoteError, ToClient, ToScheduler, WireOp,
+    WorkerSummary,
 };
 use crate::worker::{fetch_values, from_wire, to_wire};
 
@@ -98,6 +99,9 @@ struct Shared {
     who_has: FxHashMap<Key, Vec<String>>,
     closed: Option<String>,
     seq: u64,
+    /// The last `Info` answer and how many have arrived.
+    info: Vec<WorkerSummary>,
+    info_seq: u64,
 }
 
 /// How a client connects.
@@ -412,6 +416,30 @@ impl Client {
         self.block_on(self.result_async(key))
     }
 
+    /// The workers as the scheduler sees them now: addresses, threads, memory limits and
+    /// their last heartbeat's memory numbers (Dask's `scheduler_info()["workers"]`).
+    pub fn scheduler_info(&self) -> Result<Vec<WorkerSummary>> {
+        self.block_on(async {
+            let before = lock(&self.inner.shared).info_seq;
+            self.send(ToScheduler::Info)?;
+            loop {
+                let notified = self.inner.notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                {
+                    let s = lock(&self.inner.shared);
+                    if s.info_seq > before {
+                        return Ok(s.info.clone());
+                    }
+                    if let Some(why) = &s.closed {
+                        return Err(self.closed_error(why));
+                    }
+                }
+                notified.await;
+            }
+        })
+    }
+
     /// Asks the scheduler who holds `key` and fetches it from one of them.
     async fn fetch(&self, key: &Key) -> Result<Value> {
         for attempt in 0..50 {
@@ -545,6 +573,10 @@ fn apply(inner: &Inner, msgs: Vec<ToClient>) {
                     s.who_has.insert(k, addrs);
                 }
             }
+            ToClient::Info { workers } => {
+                s.info = workers;
+                s.info_seq += 1;
+            }
             ToClient::GraphRefused { keys, reason } => {
                 for k in keys {
                     s.seq += 1;
@@ -574,10 +606,10 @@ pub fn remote_to_error(e: &RemoteError) -> RaskError {
             op: e.op.clone(),
             message: e.message.clone(),
         },
-        ErrorKind::KilledWorker => RaskError::KilledWorker {
+        ErrorKind::KilledWorker { deaths } => RaskError::KilledWorker {
             key: e.key.clone(),
             op: e.op.clone(),
-            deaths: 0,
+            deaths,
             message: e.message.clone(),
         },
         ErrorKind::Cancelled => RaskError::Cancelled(Some(format!("{}: {}", e.key, e.message))),

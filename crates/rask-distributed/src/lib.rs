@@ -64,5 +64,6 @@ pub mod worker;
 
 pub use client::{Client, ClientOptions, FutureHandle, KeyStatus, SubmitOptions};
 pub use local::{LocalCluster, LocalClusterOptions, WorkerProgram, run_worker_if_requested};
+pub use protocol::{WorkerMetrics, WorkerSummary};
 pub use scheduler::{SchedulerHandle, SchedulerOptions};
 pub use worker::{WorkerOptions, run_worker};

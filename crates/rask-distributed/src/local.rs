@@ -344,6 +344,12 @@ fn spawn_worker(opts: &LocalClusterOptions, address: &str, i: usize) -> Result<C
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null());
+    // As Dask's nanny does: without a fixed trim threshold glibc raises its mmap threshold
+    // after the first large free, later large values come from the heap, and memory freed
+    // by spilling is never given back, so the process looks full and gets restarted.
+    if std::env::var_os("MALLOC_TRIM_THRESHOLD_").is_none() {
+        cmd.env("MALLOC_TRIM_THRESHOLD_", "65536");
+    }
     if let Some(t) = &opts.scheduler.token {
         cmd.env(ENV_TOKEN, t);
     }

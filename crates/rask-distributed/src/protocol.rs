@@ -164,8 +164,9 @@ pub enum ErrorKind {
     Failed,
     /// The op panicked (the worker caught it).
     Panicked,
-    /// Workers kept dying while running it (Dask's `KilledWorker`).
-    KilledWorker,
+    /// Workers kept dying while running it (Dask's `KilledWorker`), this many times; the
+    /// message lists each death.
+    KilledWorker { deaths: u32 },
     /// Its value was lost and cannot be recomputed (scattered data on a dead worker).
     Lost,
     /// It was cancelled, or the graph it belonged to was refused.
@@ -199,6 +200,24 @@ pub struct WorkerMetrics {
     pub paused: bool,
 }
 
+/// One worker as the scheduler sees it (what `Client::scheduler_info` returns).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSummary {
+    pub id: WorkerId,
+    pub name: String,
+    /// Its data address.
+    pub address: String,
+    pub nthreads: u32,
+    /// Bytes; 0 is no limit.
+    pub memory_limit: u64,
+    /// From its last heartbeat.
+    pub metrics: WorkerMetrics,
+    /// Tasks sent to it and not finished.
+    pub processing: u32,
+    /// Keys it holds.
+    pub keys: u32,
+}
+
 /// Client to scheduler.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ToScheduler {
@@ -225,6 +244,8 @@ pub enum ToScheduler {
     WhoHas { keys: Vec<Key> },
     /// The client is leaving: release everything it wants.
     Close,
+    /// Ask for the workers' summaries (answered with `ToClient::Info`).
+    Info,
 }
 
 /// Scheduler to client.
@@ -245,6 +266,8 @@ pub enum ToClient {
     WhoHas { keys: Vec<(Key, Vec<String>)> },
     /// A submission was refused as a whole (an unknown dependency, say); nothing of it runs.
     GraphRefused { keys: Vec<Key>, reason: String },
+    /// The answer to `ToScheduler::Info`.
+    Info { workers: Vec<WorkerSummary> },
 }
 
 /// A dependency of a task, with where it can be fetched from.
@@ -327,6 +350,11 @@ pub enum FromWorker {
     },
     Heartbeat {
         metrics: WorkerMetrics,
+    },
+    /// The worker is about to exit (a restart above its memory limit, say): the scheduler
+    /// takes its tasks back now and names `reason` in what it tells about them.
+    Closing {
+        reason: String,
     },
 }
 

@@ -852,6 +852,9 @@ impl Ctx {
                     }
                     WorkerInstruction::Restart { reason } => {
                         tracing::error!("restarting: {reason}");
+                        let _ = self.sched_tx.send(FromWorker::Closing {
+                            reason: format!("restarted: {reason}"),
+                        });
                         return Some(WorkerExit::Restart(reason));
                     }
                 }

@@ -48,6 +48,7 @@ use crate::{Delayed, RaskError, Result};
 pub use rask_distributed::client::{KeyStatus, SubmitOptions};
 pub use rask_distributed::local::RESTART_EXIT_CODE;
 pub use rask_distributed::local::{LocalCluster, LocalClusterOptions, WorkerProgram};
+pub use rask_distributed::protocol::{WorkerMetrics, WorkerSummary};
 pub use rask_distributed::scheduler::{
     SchedulerFile, SchedulerHandle, SchedulerOptions, read_scheduler_file, start as start_scheduler,
 };
@@ -123,6 +124,13 @@ impl Client {
 
     pub fn address(&self) -> &str {
         self.raw.address()
+    }
+
+    /// The workers as the scheduler sees them now (Dask's `client.scheduler_info()`):
+    /// names, addresses, threads, memory limits, and each one's last heartbeat (managed,
+    /// spilled and process memory, paused or not).
+    pub fn scheduler_info(&self) -> Result<Vec<WorkerSummary>> {
+        self.raw.scheduler_info()
     }
 
     fn submit_collection<C: Collection + ?Sized>(

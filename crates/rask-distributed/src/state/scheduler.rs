@@ -60,7 +60,7 @@ use smallvec::SmallVec;
 
 use crate::protocol::{
     ClientId, DepLocation, ErrorKind, FromWorker, Priority, RemoteError, ToClient, ToScheduler,
-    ToWorker, WireOp, WireValue, WorkerId,
+    ToWorker, WireOp, WireValue, WorkerId, WorkerMetrics, WorkerSummary,
 };
 
 /// What the scheduler sends, and to whom.
@@ -233,6 +233,8 @@ struct Worker {
     projected: u64,
     /// From heartbeats: a paused worker takes no new work.
     paused: bool,
+    /// Its last heartbeat's numbers.
+    metrics: WorkerMetrics,
     /// Steal requests in flight that chose this worker as thief.
     incoming_steals: u32,
 }
@@ -344,6 +346,7 @@ impl ClusterState {
                 managed: 0,
                 projected: 0,
                 paused: false,
+                metrics: WorkerMetrics::default(),
                 incoming_steals: 0,
             },
         );
@@ -435,15 +438,12 @@ impl ClusterState {
             let error = RemoteError {
                 key: task.key.to_string(),
                 op: task.op_name().to_string(),
-                kind: ErrorKind::KilledWorker,
+                kind: ErrorKind::KilledWorker {
+                    deaths: task.suspicious,
+                },
                 message: format!(
-                    "task {} (op {}) was running on a worker that died {} times \
-                     (allowed failures: {}): {}",
-                    task.key,
-                    task.op_name(),
-                    task.suspicious,
-                    self.config.allowed_failures,
-                    history
+                    "allowed failures: {}; {}",
+                    self.config.allowed_failures, history
                 ),
             };
             self.err(t, error);
@@ -511,6 +511,24 @@ impl ClusterState {
                 self.remove_client(id);
                 return;
             }
+            ToScheduler::Info => {
+                let workers = self
+                    .workers
+                    .iter()
+                    .map(|(&wid, ws)| WorkerSummary {
+                        id: wid,
+                        name: ws.info.name.clone(),
+                        address: ws.info.address.clone(),
+                        nthreads: ws.info.nthreads,
+                        memory_limit: ws.info.memory_limit,
+                        metrics: ws.metrics,
+                        processing: ws.processing.len() as u32,
+                        keys: ws.has.len() as u32,
+                    })
+                    .collect();
+                self.out
+                    .push(Outgoing::Client(id, ToClient::Info { workers }));
+            }
         }
         self.settle();
     }
@@ -545,10 +563,15 @@ impl ClusterState {
             // The scheduler never asks for inline values (a client wanting a key already in
             // memory fetches it from a worker itself), so there is nobody to forward them to.
             FromWorker::InlineValues { .. } => {}
+            FromWorker::Closing { reason } => {
+                self.remove_worker(id, &reason);
+                return;
+            }
             FromWorker::Heartbeat { metrics } => {
                 let ws = self.workers.get_mut(&id).expect("checked above");
                 let was = ws.paused;
                 ws.paused = metrics.paused;
+                ws.metrics = metrics;
                 if was && !metrics.paused {
                     self.retry_no_worker();
                 }
@@ -2752,7 +2775,7 @@ mod tests {
         assert!(e.message.contains("bad-1"), "{}", e.message);
         s.client(1, update(vec![], &["bad-1"]));
         let e = erred(&s.inbox[&1], "bad-1").expect("erred");
-        assert_eq!(e.kind, ErrorKind::KilledWorker);
+        assert_eq!(e.kind, ErrorKind::KilledWorker { deaths: 3 });
         for (i, cause) in causes.iter().enumerate() {
             let id = i + 1;
             for part in [

@@ -13,6 +13,7 @@ use rask::distributed::{Client, LocalCluster, LocalClusterOptions, SchedulerOpti
 mod collections;
 mod faults;
 mod futures;
+mod memory;
 
 type TestResult = Result<(), Failed>;
 
@@ -67,6 +68,7 @@ fn main() {
     tests.extend(futures::tests());
     tests.extend(collections::tests());
     tests.extend(faults::tests());
+    tests.extend(memory::tests());
     libtest_mimic::run(&args, tests).exit();
 }
 
