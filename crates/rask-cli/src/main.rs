@@ -76,8 +76,9 @@ enum Command {
         /// starts at 60%, new work pauses at 80%, the worker restarts at 95%.
         #[arg(long, default_value = "0", value_parser = parse_bytes)]
         memory_limit: u64,
-        /// Where the data port listens (`host:port`).
-        #[arg(long, default_value = "127.0.0.1:0")]
+        /// Where the data port listens (`host:port`). Default: the address of the interface
+        /// that routes to the scheduler, on a free port.
+        #[arg(long, default_value = "")]
         listen: String,
         /// The host peers use to reach this worker, when --listen binds a wildcard.
         #[arg(long)]

@@ -27,6 +27,8 @@ pub const ENV_NAME: &str = "RASK_WORKER_NAME";
 pub const ENV_TOKEN: &str = "RASK_WORKER_TOKEN";
 pub const ENV_HEARTBEAT_MS: &str = "RASK_WORKER_HEARTBEAT_MS";
 pub const ENV_RECONNECT_MS: &str = "RASK_WORKER_RECONNECT_MS";
+pub const ENV_LISTEN: &str = "RASK_WORKER_LISTEN";
+pub const ENV_CONTACT_HOST: &str = "RASK_WORKER_CONTACT_HOST";
 
 /// The exit code of a worker that restarts itself (memory over the terminate threshold).
 pub const RESTART_EXIT_CODE: i32 = 75;
@@ -63,6 +65,12 @@ pub fn worker_options_from_env() -> Result<Option<WorkerOptions>> {
     }
     if let Ok(t) = std::env::var(ENV_TOKEN) {
         o.token = Some(t);
+    }
+    if let Ok(l) = std::env::var(ENV_LISTEN) {
+        o.listen = l;
+    }
+    if let Ok(h) = std::env::var(ENV_CONTACT_HOST) {
+        o.contact_host = Some(h);
     }
     Ok(Some(o))
 }

@@ -34,7 +34,9 @@ pub struct WorkerOptions {
     pub nthreads: u32,
     /// Bytes; 0 for no limit (no spilling, pausing or restarting).
     pub memory_limit: u64,
-    /// Where the data port listens (`host:port`, port 0 picks one).
+    /// Where the data port listens (`host:port`, port 0 picks one). Empty: on the address
+    /// of the interface that routes to the scheduler (the one peers on other hosts can
+    /// reach), on a free port.
     pub listen: String,
     /// The host name peers use to reach the data port, when `listen` binds a wildcard.
     pub contact_host: Option<String>,
@@ -59,7 +61,7 @@ impl WorkerOptions {
                 .map(|n| n.get() as u32)
                 .unwrap_or(1),
             memory_limit: 0,
-            listen: "127.0.0.1:0".into(),
+            listen: String::new(),
             contact_host: None,
             name: format!("worker-{}", std::process::id()),
             token: None,
@@ -70,6 +72,34 @@ impl WorkerOptions {
             max_outgoing_transfers: 16,
         }
     }
+}
+
+/// The local address of the interface the kernel would use to reach `scheduler` (`host:port`):
+/// a connected UDP socket picks the route without sending anything.
+fn route_to(scheduler: &str) -> Result<std::net::IpAddr> {
+    use std::net::{ToSocketAddrs, UdpSocket};
+    let err = |message: String| RaskError::Comm {
+        peer: scheduler.to_string(),
+        message,
+    };
+    let target = scheduler
+        .to_socket_addrs()
+        .map_err(|e| err(format!("cannot resolve the scheduler's address: {e}")))?
+        .next()
+        .ok_or_else(|| err("the scheduler's address resolves to nothing".into()))?;
+    let any = if target.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let socket = UdpSocket::bind(any).map_err(|e| err(format!("no local socket: {e}")))?;
+    socket
+        .connect(target)
+        .map_err(|e| err(format!("no route to the scheduler: {e}")))?;
+    Ok(socket
+        .local_addr()
+        .map_err(|e| err(format!("no local address: {e}")))?
+        .ip())
 }
 
 /// Why a worker stopped.
@@ -437,15 +467,20 @@ pub fn run_worker(opts: WorkerOptions) -> Result<WorkerExit> {
 }
 
 async fn worker_main(opts: WorkerOptions) -> Result<WorkerExit> {
-    let listener = TcpListener::bind(&opts.listen)
+    let listen = if opts.listen.is_empty() {
+        format!("{}:0", route_to(&opts.scheduler)?)
+    } else {
+        opts.listen.clone()
+    };
+    let listener = TcpListener::bind(&listen)
         .await
         .map_err(|e| RaskError::Comm {
-            peer: opts.listen.clone(),
+            peer: listen.clone(),
             message: format!("the data port cannot listen: {e}"),
         })?;
     let local = listener
         .local_addr()
-        .map_err(|e| RaskError::io(&opts.listen, e))?;
+        .map_err(|e| RaskError::io(&listen, e))?;
     let address = match &opts.contact_host {
         Some(h) => format!("{h}:{}", local.port()),
         None => local.to_string(),
