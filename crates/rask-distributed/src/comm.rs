@@ -193,10 +193,26 @@ pub async fn connect(
     hello: Hello,
     max_frame: u64,
 ) -> Result<(FrameReader, FrameWriter, u64)> {
+    connect_with(addr, hello, max_frame, None).await
+}
+
+/// [`connect`], and when `user_timeout` is given the connection is watched with
+/// [`set_liveness`]: a cut link or a vanished peer then fails it within about that long
+/// (a worker starts reconnecting, a fetch tries the next holder), instead of hanging for
+/// TCP's retransmission backoff (many minutes).
+pub async fn connect_with(
+    addr: &str,
+    hello: Hello,
+    max_frame: u64,
+    user_timeout: Option<std::time::Duration>,
+) -> Result<(FrameReader, FrameWriter, u64)> {
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| comm_error(addr, "timed out connecting"))?
         .map_err(|e| comm_error(addr, e))?;
+    if let Some(t) = user_timeout {
+        set_liveness(&stream, t);
+    }
     let (mut r, mut w) = split(stream, max_frame);
     w.send(&mut [hello]).await?;
     let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, r.recv_some::<Welcome>())
@@ -211,6 +227,50 @@ pub async fn connect(
         None => Err(comm_error(addr, "empty handshake answer")),
     }
 }
+
+/// Makes a dead connection fail within about `timeout`: keepalive probes after a second
+/// of silence (so a reader waiting for an answer notices a peer that vanished), and
+/// `TCP_USER_TIMEOUT` (data or probes unacknowledged that long abort the connection). A
+/// live peer's kernel answers probes even while the peer is busy, so slow answers are fine.
+#[cfg(target_os = "linux")]
+pub fn set_liveness(stream: &TcpStream, timeout: std::time::Duration) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    let opts: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, ms),
+    ];
+    for (level, name, value) in opts {
+        // SAFETY: setsockopt on a socket this stream owns, with a c_int value of the size
+        // passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::warn!(
+                "socket option {name} not set: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn set_liveness(_stream: &TcpStream, _timeout: std::time::Duration) {}
+
+/// How long a peer connection (a fetch, or a data-port answer) may go unanswered by a
+/// peer's kernel before it counts as dead.
+pub const PEER_LIVENESS: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The server side of a handshake: reads the first frame, which must hold exactly one
 /// `Hello`, and checks the version and fingerprint. On a mismatch the refusal is sent (naming

@@ -323,6 +323,9 @@ pub enum FromWorker {
         value: Option<WireValue>,
         /// The `attempt` of the `ComputeTask` this answers.
         attempt: u32,
+        /// How long the op ran, in microseconds, when this answer follows a run here (not
+        /// for a replica); the scheduler learns each op's typical duration from it.
+        compute_us: Option<u32>,
     },
     TaskErred {
         key: Key,

@@ -124,8 +124,10 @@ impl Drop for SchedulerHandle {
 /// Starts a scheduler on a background thread with its own tokio runtime and returns once it
 /// listens.
 pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread for the state machine and every connection: a message then never crosses
+    // threads inside the scheduler (a cross-thread wake-up costs more than handling most
+    // messages), and the state machine is single-threaded anyway, as Dask's is.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .thread_name("rask-scheduler")
         .enable_all()
         .build()

@@ -233,7 +233,8 @@ struct Job {
 enum Event {
     Scheduler(Vec<ToWorker>),
     SchedulerGone(String),
-    Executed(Key, std::result::Result<Value, RemoteError>),
+    /// A task ran: its result and how long it ran (microseconds).
+    Executed(Key, std::result::Result<Value, RemoteError>, u32),
     Fetched {
         from: String,
         keys: Vec<Key>,
@@ -306,8 +307,10 @@ fn executor_thread(queue: JobQueue, events: mpsc::UnboundedSender<Event>) {
                 g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
             }
         };
+        let started = std::time::Instant::now();
         let result = run_job(&job);
-        if events.send(Event::Executed(job.key, result)).is_err() {
+        let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        if events.send(Event::Executed(job.key, result, us)).is_err() {
             return;
         }
     }
@@ -404,7 +407,9 @@ impl PeerPool {
                     fingerprint: comm::local_fingerprint(),
                     token: self.token.clone(),
                 };
-                let (r, w, _) = comm::connect(addr, hello, self.max_frame).await?;
+                let (r, w, _) =
+                    comm::connect_with(addr, hello, self.max_frame, Some(comm::PEER_LIVENESS))
+                        .await?;
                 (r, w)
             }
         };
@@ -455,8 +460,10 @@ pub async fn fetch_values(
 /// Runs a worker until the scheduler closes it (or is gone for `reconnect_for`), on a tokio
 /// runtime of its own. Blocks the calling thread.
 pub fn run_worker(opts: WorkerOptions) -> Result<WorkerExit> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One I/O thread: the state loop, the scheduler connection and the data port never hand
+    // a message to another I/O thread (tasks run on the executor pool; large encodes and
+    // decodes on tokio's blocking pool).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .thread_name("rask-worker-io")
         .enable_all()
         .build()
@@ -537,7 +544,9 @@ async fn connect_scheduler(
             memory_limit: opts.memory_limit,
             pid: std::process::id(),
         };
-        match comm::connect(&opts.scheduler, hello, opts.max_frame).await {
+        // A cut link surfaces as an error within ten heartbeats (at least 2 s).
+        let user_timeout = (opts.heartbeat_interval * 10).max(Duration::from_secs(2));
+        match comm::connect_with(&opts.scheduler, hello, opts.max_frame, Some(user_timeout)).await {
             Ok((r, w, id)) => {
                 tracing::info!("{} joined {} as worker {id}", opts.name, opts.scheduler);
                 return Ok((r, w));
@@ -720,15 +729,15 @@ impl Ctx {
                 tracing::warn!("scheduler connection ended: {why}");
                 Some(None)
             }
-            Event::Executed(key, result) => {
+            Event::Executed(key, result, us) => {
                 match result {
                     Ok(value) => {
                         let nbytes = value.nbytes() as u64;
                         let tag = value.type_tag().to_string();
                         lock(&self.store).memory.insert(key.clone(), value);
-                        ws.execute_finished(&key, Ok((nbytes, tag)));
+                        ws.execute_finished(&key, Ok((nbytes, tag)), us);
                     }
-                    Err(e) => ws.execute_finished(&key, Err(e)),
+                    Err(e) => ws.execute_finished(&key, Err(e), us),
                 }
                 None
             }
@@ -807,7 +816,7 @@ impl Ctx {
                                     kind: ErrorKind::Failed,
                                     message,
                                 };
-                                let _ = self.ev_tx.send(Event::Executed(key, Err(err)));
+                                let _ = self.ev_tx.send(Event::Executed(key, Err(err), 0));
                             }
                         }
                     }
@@ -859,6 +868,7 @@ impl Ctx {
                         nbytes,
                         type_tag,
                         attempt,
+                        compute_us,
                     } => {
                         let value = if nbytes <= self.inline_limit {
                             let v = lock(&self.store).memory.get(&key).cloned();
@@ -872,6 +882,7 @@ impl Ctx {
                             type_tag,
                             value,
                             attempt,
+                            compute_us,
                         });
                     }
                     WorkerInstruction::Release { key } => lock(&self.store).remove(&key),
@@ -912,6 +923,8 @@ async fn serve_data(
         let store = store.clone();
         let outgoing = outgoing.clone();
         let opts = opts.clone();
+        // An answer to a peer that vanished fails instead of holding a transfer slot.
+        comm::set_liveness(&stream, comm::PEER_LIVENESS);
         tokio::spawn(async move {
             let (mut r, mut w) = comm::split(stream, opts.max_frame);
             match comm::accept(&mut r, &mut w, opts.token.as_deref()).await {

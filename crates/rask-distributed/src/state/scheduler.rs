@@ -26,7 +26,10 @@
 //! - `Queued`: a ready root task (no inputs) held on the scheduler. Sending every root to the
 //!   workers at once is what makes Dask's memory blow up (root-task overproduction): roots are
 //!   released to a worker only while it has free slots (`worker_saturation`) and its managed
-//!   plus projected bytes stay under 80% of its memory limit.
+//!   plus projected bytes stay under 80% of its memory limit. Roots of an op whose tasks
+//!   typically run under a millisecond (learned from the workers' reported run times) get
+//!   extra slots, enough to keep about 2 ms of them queued per thread: otherwise each such
+//!   task would cost a whole scheduler round trip and the cluster would idle between them.
 //! - `Processing`: sent to one worker. Non-root tasks go to their best worker at once and queue
 //!   there (the worker orders its own queue by priority); work stealing moves them later.
 //! - `Memory`: at least one live worker holds the value (`who_has`).
@@ -127,6 +130,16 @@ const DEFAULT_TASK_SECONDS: f64 = 0.001;
 /// Roots are not admitted to a worker whose managed plus projected bytes would exceed this
 /// fraction of its memory limit (Dask's pause threshold).
 const ADMIT_MEMORY_FRACTION: f64 = 0.8;
+
+/// Root tasks of an op that typically runs for less than this (microseconds) are short
+/// enough that the round trip to refill a worker's slot would dominate: such a worker gets
+/// extra slots.
+const SHORT_TASK_US: f64 = 1000.0;
+/// The extra slots keep about this much work (microseconds) queued per thread, which covers
+/// a refill round trip with room to spare...
+const QUEUED_WORK_US: f64 = 2000.0;
+/// ...but never more than this many extra roots per thread.
+const MAX_EXTRA_SLOTS_PER_THREAD: f64 = 64.0;
 
 /// The internal state; `Processing` and `Scattering` carry the worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +298,9 @@ pub struct ClusterState {
     /// a key forgotten and submitted again never reuses an attempt still in flight. It
     /// wraps after 2^32 dispatches, far beyond any message's time in flight.
     last_attempt: u32,
+    /// Typical run time (microseconds) of each op, by name: a moving average of what the
+    /// workers report (Dask's task-prefix durations).
+    op_durations: FxHashMap<String, f64>,
     /// Per task, each worker death while it ran it: "name at address: cause".
     deaths: FxHashMap<u32, Vec<String>>,
     retries: FxHashMap<u32, u32>,
@@ -310,6 +326,7 @@ impl ClusterState {
         ClusterState {
             config,
             last_attempt: 0,
+            op_durations: FxHashMap::default(),
             tasks: Vec::new(),
             free_ids: Vec::new(),
             index: FxHashMap::default(),
@@ -544,8 +561,14 @@ impl ClusterState {
                 nbytes,
                 value,
                 attempt,
+                compute_us,
                 ..
-            } => self.task_finished(id, &key, nbytes, value, attempt),
+            } => {
+                if let Some(us) = compute_us {
+                    self.learn_duration(&key, us);
+                }
+                self.task_finished(id, &key, nbytes, value, attempt)
+            }
             FromWorker::TaskErred {
                 key,
                 error,
@@ -947,9 +970,10 @@ impl ClusterState {
         }
         // Liveness of the queue: if its head could go to some worker, it should have.
         if let Some(&(_, head)) = self.queue.first() {
+            let extra = self.extra_slots_per_thread(head);
             for (w, ws) in &self.workers {
                 assert!(
-                    !(ws.eligible() && self.has_slot(ws) && self.admits(ws, head)),
+                    !(ws.eligible() && self.has_slot(ws, extra) && self.admits(ws, head)),
                     "queued {} could go to worker {w}",
                     self.task(head).key
                 );
@@ -1209,16 +1233,45 @@ impl ClusterState {
 
     // ----- internals: placement -----------------------------------------------------------
 
-    fn slots(&self, ws: &Worker) -> usize {
+    /// Folds a reported run time into its op's average.
+    fn learn_duration(&mut self, key: &Key, us: u32) {
+        let Some(t) = self.lookup(key) else { return };
+        let Some(op) = self.task(t).op.clone() else {
+            return;
+        };
+        let us = us as f64;
+        match self.op_durations.get_mut(op.name.as_str()) {
+            Some(avg) => *avg = 0.5 * *avg + 0.5 * us,
+            None => {
+                self.op_durations.insert(op.name.clone(), us);
+            }
+        }
+    }
+
+    /// Extra root slots per thread for `t`'s op: none until its tasks are known to be short.
+    fn extra_slots_per_thread(&self, t: u32) -> f64 {
+        let Some(op) = &self.task(t).op else {
+            return 0.0;
+        };
+        match self.op_durations.get(op.name.as_str()) {
+            Some(&avg) if avg < SHORT_TASK_US => (QUEUED_WORK_US / avg.max(1.0))
+                .ceil()
+                .min(MAX_EXTRA_SLOTS_PER_THREAD),
+            _ => 0.0,
+        }
+    }
+
+    fn slots(&self, ws: &Worker, extra_per_thread: f64) -> usize {
         let sat = self.config.worker_saturation;
         if !sat.is_finite() {
             return usize::MAX;
         }
-        ((ws.info.nthreads as f64 * sat).ceil() as usize).max(1)
+        let threads = ws.info.nthreads as f64;
+        ((threads * sat).ceil() as usize).max(1) + (threads * extra_per_thread) as usize
     }
 
-    fn has_slot(&self, ws: &Worker) -> bool {
-        ws.processing.len() < self.slots(ws)
+    fn has_slot(&self, ws: &Worker, extra_per_thread: f64) -> bool {
+        ws.processing.len() < self.slots(ws, extra_per_thread)
     }
 
     fn admits(&self, ws: &Worker, t: u32) -> bool {
@@ -1288,9 +1341,10 @@ impl ClusterState {
     /// Releases queued roots, best first, to workers with a free slot that admit them.
     fn fill_queue(&mut self) {
         while let Some(&(_, t)) = self.queue.first() {
+            let extra = self.extra_slots_per_thread(t);
             let mut best: Option<(f64, usize, WorkerId)> = None;
             for (&w, ws) in &self.workers {
-                if !ws.eligible() || !self.has_slot(ws) || !self.admits(ws, t) {
+                if !ws.eligible() || !self.has_slot(ws, extra) || !self.admits(ws, t) {
                     continue;
                 }
                 let load = ws.processing.len() as f64 / ws.info.nthreads.max(1) as f64;
@@ -2149,6 +2203,8 @@ mod tests {
         /// Keys whose op fails this many more times.
         pub(super) fail: FxHashMap<Key, u32>,
         pub(super) runs: FxHashMap<Key, u32>,
+        /// The run time fake workers report (None: not reported, so no op counts as short).
+        pub(super) compute_us: Option<u32>,
         next_worker: WorkerId,
         /// `SCHED_TRACE=1` prints every message, for debugging a failing case.
         trace: bool,
@@ -2163,6 +2219,7 @@ mod tests {
                 sizes: FxHashMap::default(),
                 fail: FxHashMap::default(),
                 runs: FxHashMap::default(),
+                compute_us: None,
                 next_worker: 1,
                 trace: std::env::var_os("SCHED_TRACE").is_some(),
             }
@@ -2333,6 +2390,7 @@ mod tests {
                 type_tag: "bytes".into(),
                 value,
                 attempt: a.attempt,
+                compute_us: self.compute_us,
             });
             true
         }
@@ -2601,6 +2659,37 @@ mod tests {
     }
 
     #[test]
+    fn short_roots_get_extra_slots_once_their_run_time_is_known() {
+        let names: Vec<String> = (0..300).map(|i| format!("inc-{i}")).collect();
+        let wants: Vec<&str> = names.iter().map(String::as_str).collect();
+        let roots = |names: &[String]| -> Vec<ClientTask> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ct(n, &[], i as u32))
+                .collect()
+        };
+        for (compute_us, extra) in [(None, 0), (Some(10), 64), (Some(400), 5), (Some(5000), 0)] {
+            let mut s = sim();
+            s.compute_us = compute_us;
+            let w = s.add_worker(1);
+            s.client(1, update(roots(&names), &wants));
+            // Nothing known yet: ceil(1 * 1.1) = 2 slots.
+            assert_eq!(s.assigned(w).len(), 2);
+            let first = s.assigned(w)[0].clone();
+            s.run(w, &first);
+            s.flush(w);
+            // inc is short (10 us: 2 ms of them is 200, capped at 64; 400 us: 5), or long
+            // or unreported (no extra).
+            assert_eq!(s.assigned(w).len(), 2 + extra, "run time {compute_us:?} us");
+            s.drive();
+            for n in &names {
+                assert!(in_memory(&s.inbox[&1], n).is_some(), "{n}");
+            }
+        }
+    }
+
+    #[test]
     fn root_tasks_are_queued_by_saturation_and_memory() {
         let mut s = sim();
         let w = s.add_worker(2);
@@ -2790,7 +2879,8 @@ mod tests {
                 );
             }
         }
-        assert!(e.message.contains("op-bad"), "{}", e.message);
+        // The op travels in its own field (the client's error names key, op and deaths).
+        assert_eq!(e.op, "op-bad");
         // With no worker left nothing else errs; a new worker finds nothing to do.
         let w = s.add_worker(1);
         assert!(s.assigned(w).is_empty());
@@ -3240,7 +3330,9 @@ mod proptests {
                     ToClient::KeyInMemory { key, .. } => (key, Got::Mem),
                     ToClient::KeyErred { key, .. } => (key, Got::Err),
                     ToClient::KeyCancelled { key, .. } => (key, Got::Cancelled),
-                    ToClient::WhoHas { .. } | ToClient::GraphRefused { .. } => continue,
+                    ToClient::WhoHas { .. }
+                    | ToClient::GraphRefused { .. }
+                    | ToClient::Info { .. } => continue,
                 };
                 let ep = episodes
                     .get_mut(&(c, key.clone()))
@@ -3259,6 +3351,10 @@ mod proptests {
         let mut rng = Rng(seed | 1);
         let uni = Universe::new(&mut rng);
         let mut sim = Sim::new(SchedulerConfig::default());
+        // A third of the cases report short run times, so short ops get extra root slots.
+        if seed % 3 == 0 {
+            sim.compute_us = Some(1 + (seed % 700) as u32);
+        }
         for i in 0..uni.deps.len() {
             if uni.fails[i] {
                 sim.fail.insert(k(&Universe::name(i)), u32::MAX);

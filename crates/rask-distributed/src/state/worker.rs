@@ -134,6 +134,7 @@ pub enum WorkerInstruction {
         nbytes: u64,
         type_tag: String,
         attempt: u32,
+        compute_us: Option<u32>,
     },
     /// Drop this key's value from the store (memory or disk).
     Release { key: Key },
@@ -549,8 +550,14 @@ impl WorkerState {
         !self.busy_keys.is_empty() || !self.busy_peers.is_empty()
     }
 
-    /// A task finished running: Ok((nbytes, type_tag)) or Err(error already naming key/op).
-    pub fn execute_finished(&mut self, key: &Key, outcome: Result<(u64, String), RemoteError>) {
+    /// A task finished running after `compute_us` microseconds: Ok((nbytes, type_tag)) or
+    /// Err(error already naming key/op).
+    pub fn execute_finished(
+        &mut self,
+        key: &Key,
+        outcome: Result<(u64, String), RemoteError>,
+        compute_us: u32,
+    ) {
         if !self.executing.remove(key) {
             return;
         }
@@ -569,8 +576,8 @@ impl WorkerState {
                         key.clone(),
                         nbytes,
                         type_tag,
-                        run.inline_result,
-                        run.attempt,
+                        (run.inline_result, run.attempt),
+                        Some(compute_us),
                     );
                 } else if rec.wanted || !rec.dependents.is_empty() {
                     // Freed, but a task here needs it after all: keep it as a replica.
@@ -785,7 +792,7 @@ impl WorkerState {
                 rec.wanted = true;
                 let (nbytes, tag) = (rec.nbytes, rec.type_tag.clone());
                 self.touch(&key);
-                self.emit_finished(key, nbytes, tag, inline_result, attempt);
+                self.emit_finished(key, nbytes, tag, (inline_result, attempt), None);
             }
             Some(St::Waiting | St::Ready | St::Executing) => {
                 // A duplicate: learn where its absent inputs are now, and answer the
@@ -1003,20 +1010,23 @@ impl WorkerState {
         }
     }
 
+    /// `request` is the run's (inline_result, attempt).
     fn emit_finished(
         &mut self,
         key: Key,
         nbytes: u64,
         type_tag: String,
-        inline: bool,
-        attempt: u32,
+        request: (bool, u32),
+        compute_us: Option<u32>,
     ) {
+        let (inline, attempt) = request;
         if inline && nbytes <= self.config.inline_limit {
             self.out.push(WorkerInstruction::SendFinishedInline {
                 key,
                 nbytes,
                 type_tag,
                 attempt,
+                compute_us,
             });
         } else {
             self.send(FromWorker::TaskFinished {
@@ -1025,6 +1035,7 @@ impl WorkerState {
                 type_tag,
                 value: None,
                 attempt,
+                compute_us,
             });
         }
     }
@@ -1129,7 +1140,13 @@ impl WorkerState {
         match run {
             Some(run) => {
                 let tag = self.recs[key].type_tag.clone();
-                self.emit_finished(key.clone(), nbytes, tag, run.inline_result, run.attempt)
+                self.emit_finished(
+                    key.clone(),
+                    nbytes,
+                    tag,
+                    (run.inline_result, run.attempt),
+                    None,
+                )
             }
             None => self.add_keys.push((key.clone(), nbytes)),
         }
@@ -1676,7 +1693,7 @@ mod tests {
                     message: m.into(),
                 }),
             };
-            self.w.execute_finished(key, outcome);
+            self.w.execute_finished(key, outcome, 5);
             self.pump();
         }
 
@@ -1765,6 +1782,7 @@ mod tests {
                     nbytes,
                     type_tag,
                     attempt,
+                    compute_us,
                 } => {
                     assert!(self.store.contains_key(&key), "{key} inline, not stored");
                     assert!(nbytes <= self.w.config.inline_limit);
@@ -1774,6 +1792,7 @@ mod tests {
                         type_tag: type_tag.clone(),
                         value: Some(WireValue::new(type_tag, vec![7u8; nbytes as usize])),
                         attempt,
+                        compute_us,
                     };
                     let mut back = round_trip(vec![msg.clone()]).expect("codec");
                     assert_eq!(back, vec![msg]);
@@ -1887,6 +1906,7 @@ mod tests {
                 type_tag: "t".into(),
                 value: None,
                 attempt: 1,
+                compute_us: Some(5),
             })
         );
         assert_eq!(s.w.key_state(&k("y")), Some("memory"));
@@ -2197,6 +2217,7 @@ mod tests {
                 nbytes: 100,
                 type_tag: "t".into(),
                 attempt: 1,
+                compute_us: Some(5),
             })
         );
         assert!(matches!(
