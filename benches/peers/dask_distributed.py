@@ -55,6 +55,10 @@ def first(x):
     return float(x[12345])
 
 
+def ident(x):
+    return x
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", default="10000")
@@ -102,7 +106,7 @@ def main() -> int:
         blk = client.submit(make_block, n, workers=[workers[0]], pure=False)
         distributed.wait(blk)
         t = time.perf_counter()
-        client.submit(first, 0.0, workers=[workers[1]], pure=False).result()
+        client.submit(ident, 0.0, workers=[workers[1]], pure=False).result()
         base = time.perf_counter() - t
         t = time.perf_counter()
         v = client.submit(first, blk, workers=[workers[1]], pure=False).result()
