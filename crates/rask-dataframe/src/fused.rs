@@ -30,7 +30,7 @@ use rask_error::Result;
 use crate::groupby::{Agg, AggKind};
 
 /// What a partial column accumulates.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum FusedKind {
     /// Sum of the values as Float64 (a float sum, or the sum half of a mean).
     SumF64,
@@ -49,7 +49,7 @@ pub(crate) enum FusedKind {
 }
 
 /// One partial column: `name` is the column polars' partial expression would produce.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FusedCol {
     /// The input column (`None` for `Size`).
     pub(crate) column: Option<String>,
@@ -61,11 +61,12 @@ pub(crate) struct FusedCol {
 }
 
 /// The partial stage of a groupby in a form readers can compute themselves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FusedAgg {
     pub(crate) key: String,
     pub(crate) cols: Vec<FusedCol>,
     /// The partial's output schema as polars computes it: the kernel's columns are cast to it.
+    #[serde(with = "crate::wire::schema_ref")]
     pub(crate) schema: SchemaRef,
 }
 

@@ -9,13 +9,15 @@ use polars::prelude::{
     col, len, lit,
 };
 use rask_error::{RaskError, Result};
-use rask_graph::{Collection, GraphBuilder, Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value};
+use rask_graph::{
+    Collection, GraphBuilder, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Tokenizer, Value,
+};
 use rask_io::{IoStore, StoreOptions};
 
 use crate::frame::{DataFrame, Lowered, concat_frames};
 use crate::groupby::{Agg, TreeOps, tree_reduce, unknown_column};
 use crate::step::Step;
-use crate::{frame_value, get_frame, polars_err};
+use crate::{frame_value, get_frame, polars_err, wire};
 use polars::prelude::JoinType;
 
 /// A single lazy value computed from a frame (a row count, the written file names).
@@ -73,51 +75,115 @@ impl<T: Clone + Send + Sync + 'static> Collection for Scalar<T> {
     }
 }
 
-/// A task over all partitions of `input` running `f` on their list.
-struct Gather<F> {
-    name: &'static str,
-    f: F,
+/// What a task over all partitions of `input` computes from their list.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum GatherKind {
+    /// The first `n` rows of the concatenated inputs (`schema` when there are none).
+    Head {
+        n: u64,
+        #[serde(with = "crate::wire::schema_ref")]
+        schema: polars::prelude::SchemaRef,
+    },
+    /// A row count known from footers.
+    Total(u64),
+    /// The sum of the one-row `len` columns of the inputs.
+    SumLen,
+    /// The rows of all inputs.
+    SumHeights,
 }
 
-impl<F, T> Op for Gather<F>
-where
-    F: Fn(Vec<PlFrame>) -> Result<T> + Send + Sync + 'static,
-    T: Send + Sync + 'static,
-{
+/// A task over all partitions of `input`.
+struct Gather {
+    name: &'static str,
+    kind: GatherKind,
+}
+
+const GATHER_NAMES: [&str; 4] = [
+    "rask.dataframe.head",
+    "rask.dataframe.len_from_footers",
+    "rask.dataframe.len",
+    "rask.dataframe.nunique",
+];
+
+fn decode_gather(name: &'static str, params: &[u8]) -> Result<Arc<dyn Op>> {
+    let kind: GatherKind = wire::decode(name, params)?;
+    let expected = match kind {
+        GatherKind::Head { .. } => GATHER_NAMES[0],
+        GatherKind::Total(_) => GATHER_NAMES[1],
+        GatherKind::SumLen => GATHER_NAMES[2],
+        GatherKind::SumHeights => GATHER_NAMES[3],
+    };
+    if expected != name {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{name}`"),
+            message: format!("the parameters are those of `{expected}`"),
+        });
+    }
+    Ok(Arc::new(Gather { name, kind }))
+}
+
+rask_graph::register_op!(GATHER_NAMES[0], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[0],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[1], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[1],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[2], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[2],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[3], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[3],
+    p
+));
+
+impl Op for Gather {
     fn name(&self) -> &str {
         self.name
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(self.name, &self.kind).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
             .iter()
             .map(|v| get_frame(v).cloned())
             .collect::<Result<Vec<_>>>()?;
-        let out = (self.f)(frames)?;
-        let any: &dyn std::any::Any = &out;
-        if let Some(df) = any.downcast_ref::<PlFrame>() {
-            return Ok(frame_value(df.clone()));
+        match &self.kind {
+            GatherKind::Head { n, schema } => Ok(frame_value(
+                concat_frames(frames, schema)?.head(Some(*n as usize)),
+            )),
+            GatherKind::Total(n) => Ok(Value::new(*n as usize)),
+            GatherKind::SumLen => {
+                let mut total = 0usize;
+                for f in frames {
+                    let c = f.column("len").map_err(polars_err("len"))?;
+                    total += c.u32().map_err(polars_err("len"))?.get(0).unwrap_or(0) as usize;
+                }
+                Ok(Value::new(total))
+            }
+            GatherKind::SumHeights => {
+                Ok(Value::new(frames.iter().map(|f| f.height()).sum::<usize>()))
+            }
         }
-        Ok(Value::with_nbytes(out, 64))
     }
 }
 
-fn gather_task<T, F>(
+fn gather_task(
     input: &Lowered,
     deps: Vec<Key>,
     name: &'static str,
     salt: &str,
-    f: F,
-) -> (Key, Arc<Layer>)
-where
-    F: Fn(Vec<PlFrame>) -> Result<T> + Send + Sync + 'static,
-    T: Send + Sync + 'static,
-{
+    kind: GatherKind,
+) -> (Key, Arc<Layer>) {
     let mut t = Tokenizer::new(name);
     t.write_str(input.name.as_str());
     t.write_str(salt);
     let prefix = name.rsplit('.').next().unwrap_or(name);
     let key = Key::new(KeyName::from_token(prefix, t.finish()), [0u32]);
-    let op: Arc<dyn Op> = Arc::new(Gather { name, f });
+    let op: Arc<dyn Op> = Arc::new(Gather { name, kind });
     let layer = Layer::new(
         vec![TaskSpec::new(key.clone(), op, deps)],
         vec![input.layer.clone()],
@@ -154,13 +220,15 @@ impl DataFrame {
         let k = k.min(input.npartitions);
         let schema = self.schema().clone();
         let deps: Vec<Key> = (0..k).map(|i| input.key(i)).collect();
-        let s2 = schema.clone();
         let (key, layer) = gather_task(
             input,
             deps,
-            "rask.dataframe.head",
+            GATHER_NAMES[0],
             &format!("{n}/{k}"),
-            move |frames| Ok(concat_frames(frames, &s2)?.head(Some(n))),
+            GatherKind::Head {
+                n: n as u64,
+                schema: schema.clone(),
+            },
         );
         let mut plan = (*input.plan).clone();
         plan.push(format!("HEAD {n} of the first {k} partitions"));
@@ -176,9 +244,9 @@ impl DataFrame {
             let (key, layer) = gather_task(
                 lowered,
                 vec![],
-                "rask.dataframe.len_from_footers",
+                GATHER_NAMES[1],
                 &total.to_string(),
-                move |_| Ok(total as usize),
+                GatherKind::Total(total),
             );
             return Ok(Scalar {
                 key,
@@ -188,14 +256,8 @@ impl DataFrame {
         }
         let counted = self.with_step(Step::Select(vec![len().alias("len")]))?;
         let input = counted.lowered();
-        let (key, layer) = gather_task(input, input.keys(), "rask.dataframe.len", "", |frames| {
-            let mut total = 0usize;
-            for f in frames {
-                let c = f.column("len").map_err(polars_err("len"))?;
-                total += c.u32().map_err(polars_err("len"))?.get(0).unwrap_or(0) as usize;
-            }
-            Ok(total)
-        });
+        let (key, layer) =
+            gather_task(input, input.keys(), GATHER_NAMES[2], "", GatherKind::SumLen);
         Ok(Scalar {
             key,
             layer,
@@ -237,9 +299,9 @@ impl DataFrame {
         let (key, layer) = gather_task(
             input,
             input.keys(),
-            "rask.dataframe.nunique",
+            GATHER_NAMES[3],
             "",
-            |frames| Ok(frames.iter().map(|f| f.height()).sum::<usize>()),
+            GatherKind::SumHeights,
         );
         Ok(Scalar {
             key,
@@ -444,6 +506,8 @@ impl DataFrame {
             written.push(store.url(&file));
             let op: Arc<dyn Op> = Arc::new(WritePartition {
                 store: store.clone(),
+                dir: dir.to_string(),
+                storage: storage.clone(),
                 file,
                 format,
             });
@@ -470,13 +534,22 @@ impl DataFrame {
 /// The list of written files, once every write task is done.
 struct Written(Vec<String>);
 
+const WRITTEN: &str = "rask.dataframe.written";
+
+fn decode_written(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(Written(wire::decode(WRITTEN, params)?)))
+}
+rask_graph::register_op!(WRITTEN, decode_written);
+
 impl Op for Written {
     fn name(&self) -> &str {
-        "rask.dataframe.written"
+        WRITTEN
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(WRITTEN, &self.0).ok()
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        let n = self.0.iter().map(|s| s.len()).sum();
-        Ok(Value::with_nbytes(self.0.clone(), n))
+        Ok(Value::new(self.0.clone()))
     }
 }
 
@@ -490,13 +563,34 @@ struct UniqueCombine {
     final_: bool,
 }
 
+const UNIQUE_COMBINE: &str = "rask.dataframe.unique_combine";
+const UNIQUE_FINALIZE: &str = "rask.dataframe.unique_finalize";
+
+fn decode_unique_combine(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(UniqueCombine {
+        column: wire::decode(UNIQUE_COMBINE, params)?,
+        final_: false,
+    }))
+}
+fn decode_unique_finalize(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(UniqueCombine {
+        column: wire::decode(UNIQUE_FINALIZE, params)?,
+        final_: true,
+    }))
+}
+rask_graph::register_op!(UNIQUE_COMBINE, decode_unique_combine);
+rask_graph::register_op!(UNIQUE_FINALIZE, decode_unique_finalize);
+
 impl Op for UniqueCombine {
     fn name(&self) -> &str {
         if self.final_ {
-            "rask.dataframe.unique_finalize"
+            UNIQUE_FINALIZE
         } else {
-            "rask.dataframe.unique_combine"
+            UNIQUE_COMBINE
         }
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(self.name(), &self.column).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
@@ -517,13 +611,63 @@ impl Op for UniqueCombine {
 /// Writes one partition.
 struct WritePartition {
     store: IoStore,
+    /// The folder `store` was opened on, and how: what a worker opens it with.
+    dir: String,
+    storage: StoreOptions,
     file: String,
     format: &'static str,
 }
 
+const WRITE_PARTITION: &str = "rask.dataframe.write_partition";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriteParams {
+    dir: String,
+    storage: wire::WireStore,
+    file: String,
+    format: String,
+}
+
+fn decode_write_partition(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WriteParams = wire::decode(WRITE_PARTITION, params)?;
+    let format = match p.format.as_str() {
+        "parquet" => "parquet",
+        "csv" => "csv",
+        other => {
+            return Err(RaskError::Serialization {
+                what: format!("parameters of op `{WRITE_PARTITION}`"),
+                message: format!("unknown format `{other}`"),
+            });
+        }
+    };
+    let storage = p.storage.options();
+    let store = IoStore::open(&p.dir, &storage)
+        .map_err(|e| e.context(format!("decoding op `{WRITE_PARTITION}`")))?;
+    Ok(Arc::new(WritePartition {
+        store,
+        dir: p.dir,
+        storage,
+        file: p.file,
+        format,
+    }))
+}
+rask_graph::register_op!(WRITE_PARTITION, decode_write_partition);
+
 impl Op for WritePartition {
     fn name(&self) -> &str {
-        "rask.dataframe.write_partition"
+        WRITE_PARTITION
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(
+            WRITE_PARTITION,
+            &WriteParams {
+                dir: self.dir.clone(),
+                storage: wire::WireStore::of(&self.storage),
+                file: self.file.clone(),
+                format: self.format.to_string(),
+            },
+        )
+        .ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let mut df = get_frame(&inputs[0])?.clone();
@@ -537,7 +681,7 @@ impl Op for WritePartition {
         };
         res.map_err(|e| RaskError::external(e).context(format!("writing {url}")))?;
         self.store.put(&self.file, buf)?;
-        Ok(Value::with_nbytes(url, 64))
+        Ok(Value::new(url))
     }
 }
 
