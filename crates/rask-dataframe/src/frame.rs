@@ -421,6 +421,41 @@ impl DataFrame {
         self.lowered().keys()
     }
 
+    /// The same frame (keys, schema) with partition `i`'s task replaced by `ops[i]`, which
+    /// takes no inputs: how a persisted frame points at partitions already computed (a
+    /// literal here, or a value kept on a cluster's workers).
+    #[doc(hidden)]
+    pub fn with_partition_ops(&self, ops: Vec<Arc<dyn Op>>) -> Result<DataFrame> {
+        let lowered = self.lowered();
+        if ops.len() != lowered.npartitions {
+            return Err(RaskError::invalid_argument(
+                "ops",
+                format!(
+                    "{} ops for a frame of {} partitions",
+                    ops.len(),
+                    lowered.npartitions
+                ),
+            ));
+        }
+        let tasks = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| TaskSpec::new(lowered.key(i), op, Vec::<Key>::new()))
+            .collect();
+        let mut plan = (*lowered.plan).clone();
+        plan.push(format!("PERSISTED {} partitions", lowered.npartitions));
+        Ok(DataFrame::from_lowered(
+            Lowered {
+                name: lowered.name.clone(),
+                layer: Layer::new(tasks, vec![]),
+                npartitions: lowered.npartitions,
+                plan: Arc::new(plan),
+                num_rows: lowered.num_rows.clone(),
+            },
+            self.inner.schema.clone(),
+        ))
+    }
+
     /// Adds a task-level stage on top of this frame: `build` receives the lowered input and
     /// returns the new lowered stage.
     pub(crate) fn stage(

@@ -1161,8 +1161,15 @@ impl ClusterState {
         if task.who_has.contains(&w) {
             return;
         }
+        // One size per task: the first replica's. A copy may report another size (a frame
+        // decoded on the receiving worker no longer shares its sender's buffers); counting
+        // each holder with the task's one size keeps `managed` equal to what
+        // `drop_replicas` and `missing_data` take off again.
+        if task.who_has.is_empty() {
+            task.nbytes = nbytes;
+        }
+        let nbytes = task.nbytes;
         task.who_has.push(w);
-        task.nbytes = nbytes;
         let ws = self.workers.get_mut(&w).expect("replica on a live worker");
         ws.has.insert(t);
         ws.managed += nbytes;
