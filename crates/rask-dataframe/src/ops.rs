@@ -313,15 +313,11 @@ impl DataFrame {
     /// Rows per distinct value of one column: the column and `count`, most frequent first.
     pub fn value_counts(&self, column: &str) -> Result<DataFrame> {
         let counts = self.groupby([column]).agg([Agg::size().alias("count")])?;
-        counts.map_partitions((**counts.schema()).clone(), |df| {
-            let first = df_first_name(&df);
-            df.lazy()
-                .sort_by_exprs(
-                    vec![col("count"), col(first.as_str())],
-                    polars::prelude::SortMultipleOptions::default()
-                        .with_order_descending_multi([true, false]),
-                )
-                .collect()
+        // One partition (the groupby's single output): sorting it sorts the result.
+        let first = counts.columns()[0].clone();
+        counts.with_step(Step::SortBy {
+            by: vec![col("count"), col(first.as_str())],
+            descending: vec![true, false],
         })
     }
 
@@ -551,10 +547,6 @@ impl Op for Written {
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
         Ok(Value::new(self.0.clone()))
     }
-}
-
-fn df_first_name(df: &PlFrame) -> String {
-    df.get_column_names()[0].to_string()
 }
 
 /// Concatenated partial uniques, made unique again.

@@ -41,6 +41,12 @@ pub enum Step {
     },
     /// Only the first `n` rows of the partition.
     Head(usize),
+    /// The partition's rows sorted by these expressions (polars' defaults: nulls first), each
+    /// ascending or descending.
+    SortBy {
+        by: Vec<Expr>,
+        descending: Vec<bool>,
+    },
     /// A closure: opaque to pushdown (it may read any column), fresh token per call.
     Map {
         name: String,
@@ -65,6 +71,13 @@ impl fmt::Debug for Step {
             Step::FillNull(e) => write!(f, "FILL_NULL {e}"),
             Step::DropNulls(s) => write!(f, "DROP_NULLS {s:?}"),
             Step::Head(n) => write!(f, "HEAD {n}"),
+            Step::SortBy { by, descending } => {
+                write!(
+                    f,
+                    "SORT_PARTITION {} descending {descending:?}",
+                    exprs_str(by)
+                )
+            }
             Step::GroupAgg { keys, aggs, .. } => {
                 write!(
                     f,
@@ -113,6 +126,11 @@ impl Step {
             })),
             Step::GroupAgg { keys, aggs, .. } => lf.group_by(keys.clone()).agg(aggs.clone()),
             Step::Head(n) => lf.limit(*n as u32 as polars::prelude::IdxSize),
+            Step::SortBy { by, descending } => lf.sort_by_exprs(
+                by.clone(),
+                polars::prelude::SortMultipleOptions::default()
+                    .with_order_descending_multi(descending.clone()),
+            ),
             // Closures break the lazy chain: see `run_steps`.
             Step::Map { .. } => lf,
         }

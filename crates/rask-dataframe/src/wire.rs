@@ -329,6 +329,11 @@ pub(crate) enum WireStep {
         fused: Option<crate::fused::FusedAgg>,
     },
     Head(u64),
+    SortBy {
+        #[serde(with = "pl")]
+        by: Vec<Expr>,
+        descending: Vec<bool>,
+    },
 }
 
 /// The steps on the wire, or an error naming `op` and the first step that cannot leave this
@@ -355,6 +360,10 @@ pub(crate) fn wire_steps(op: &str, steps: &[Step]) -> Result<Vec<WireStep>> {
                     fused: fused.as_deref().cloned(),
                 },
                 Step::Head(n) => WireStep::Head(*n as u64),
+                Step::SortBy { by, descending } => WireStep::SortBy {
+                    by: by.clone(),
+                    descending: descending.clone(),
+                },
                 Step::Map { name, .. } => {
                     return Err(RaskError::Serialization {
                         what: format!("op `{op}`"),
@@ -387,6 +396,7 @@ pub(crate) fn steps_of(wire: Vec<WireStep>) -> Arc<[Step]> {
                 fused: fused.map(Arc::new),
             },
             WireStep::Head(n) => Step::Head(n as usize),
+            WireStep::SortBy { by, descending } => Step::SortBy { by, descending },
         })
         .collect()
 }

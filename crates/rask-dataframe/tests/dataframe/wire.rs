@@ -323,6 +323,20 @@ fn groupby_aggregations_cross_the_wire() {
         check_eq(&g, &want);
         let u = frame.unique("Origin").unwrap();
         check_eq(&u, &eager(&f.all, |lf| lf.select([col("Origin").unique()])));
+        // value_counts: a sort step on the one groupby output partition; order checked.
+        let vc = frame.value_counts("Origin").unwrap();
+        let got = check_with(&vc, |g: &DataFrame, l: &DataFrame, how: &str| {
+            assert!(g.equals_missing(l), "{how}")
+        });
+        let want = eager(&f.all, |lf| {
+            lf.group_by([col("Origin")])
+                .agg([len().alias("count")])
+                .sort_by_exprs(
+                    [col("count"), col("Origin")],
+                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                )
+        });
+        assert_frames_close(&got, &want);
         let n = check_with(&frame.nunique("Year").unwrap(), |g, l, how| {
             assert_eq!(g, l, "{how}")
         });
