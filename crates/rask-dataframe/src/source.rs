@@ -68,7 +68,7 @@ pub trait Source: Send + Sync + 'static {
     /// One line per partition group for `explain()`.
     fn describe(&self) -> String;
     /// Partition `i` as a source of its own, serialized for another process (decoded by
-    /// [`decode_source`] under [`Source::name`]). The default: this source stays local.
+    /// `decode_source` under [`Source::name`]). The default: this source stays local.
     #[doc(hidden)]
     fn part_params(&self, _i: usize) -> Result<Vec<u8>> {
         Err(rask_error::RaskError::Serialization {

@@ -2546,6 +2546,29 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_of_another_size_counts_with_the_task_s_size() {
+        // A copy decoded on another worker may report another size (a DataFrame partition
+        // no longer sharing its sender's buffers): releasing it must not underflow.
+        let mut s = sim();
+        let w1 = s.add_worker(1);
+        let w2 = s.add_worker(1);
+        s.client(1, update(vec![ct("a", &[], 0)], &["a"]));
+        s.finish("a");
+        assert_eq!(s.s.who_has(&k("a")), vec![w1]);
+        let fw2 = s.workers.get_mut(&w2).unwrap();
+        fw2.held.insert(k("a"), 1000);
+        fw2.outbox.push_back(FromWorker::AddKeys {
+            keys: vec![(k("a"), 1000)],
+        });
+        s.flush(w2);
+        assert_eq!(s.s.who_has(&k("a")).len(), 2);
+        s.s.check_invariants();
+        s.client(1, ToScheduler::Release { keys: vec![k("a")] });
+        s.s.check_invariants();
+        assert_eq!(s.s.n_tasks(), 0);
+    }
+
+    #[test]
     fn graphs_from_two_clients_merge_by_key() {
         let mut s = sim();
         s.add_worker(4);
@@ -3247,7 +3270,11 @@ mod proptests {
                     ToClient::KeyInMemory { key, .. } => (key, Got::Mem),
                     ToClient::KeyErred { key, .. } => (key, Got::Err),
                     ToClient::KeyCancelled { key, .. } => (key, Got::Cancelled),
-                    ToClient::WhoHas { .. } | ToClient::GraphRefused { .. } => continue,
+                    ToClient::WhoHas { .. }
+                    | ToClient::GraphRefused { .. }
+                    | ToClient::Info { .. } => {
+                        continue;
+                    }
                 };
                 let ep = episodes
                     .get_mut(&(c, key.clone()))
