@@ -345,17 +345,6 @@ impl DataFrame {
             ));
         }
         const KEY: &str = "__rask_describe";
-        let stats = [
-            "count",
-            "null_count",
-            "mean",
-            "std",
-            "min",
-            "25%",
-            "50%",
-            "75%",
-            "max",
-        ];
         let mut aggs = Vec::new();
         for c in &numeric {
             aggs.push(Agg::count(c).alias(&format!("{c}\u{1}count")));
@@ -374,35 +363,9 @@ impl DataFrame {
         for c in &numeric {
             out_schema.insert(c.as_str().into(), DataType::Float64);
         }
-        let cols = numeric.clone();
-        wide.map_partitions(out_schema, move |df| {
-            let get = |c: &str, s: &str| -> polars::prelude::PolarsResult<Option<f64>> {
-                let col = df
-                    .column(&format!("{c}\u{1}{s}"))?
-                    .cast(&DataType::Float64)?;
-                Ok(col.f64()?.get(0))
-            };
-            let mut columns = vec![polars::prelude::Column::new(
-                "statistic".into(),
-                stats.to_vec(),
-            )];
-            for c in &cols {
-                let count = get(c, "count")?;
-                let size = get(c, "size")?;
-                let values = vec![
-                    count,
-                    size.zip(count).map(|(s, n)| s - n),
-                    get(c, "mean")?,
-                    get(c, "std")?,
-                    get(c, "min")?,
-                    get(c, "25%")?,
-                    get(c, "50%")?,
-                    get(c, "75%")?,
-                    get(c, "max")?,
-                ];
-                columns.push(polars::prelude::Column::new(c.as_str().into(), values));
-            }
-            PlFrame::new_infer_height(columns)
+        wide.with_step(Step::Builtin {
+            func: Builtin::DescribeReshape { columns: numeric },
+            schema: Arc::new(out_schema),
         })
     }
 
@@ -413,27 +376,13 @@ impl DataFrame {
         sketch_schema.insert("column".into(), DataType::String);
         sketch_schema.insert("value".into(), DataType::Float64);
         sketch_schema.insert("weight".into(), DataType::Float64);
-        let names = columns.to_vec();
         let sketches = self
             .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())?
-            .map_partitions(sketch_schema, move |df| {
-                let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
-                for c in &names {
-                    let s = df.column(c)?.cast(&DataType::Float64)?;
-                    let mut v: Vec<f64> =
-                        s.f64()?.iter().flatten().filter(|x| !x.is_nan()).collect();
-                    v.sort_unstable_by(f64::total_cmp);
-                    for (x, w) in quantile_sketch(&v, SKETCH_POINTS) {
-                        column.push(c.as_str());
-                        value.push(x);
-                        weight.push(w);
-                    }
-                }
-                PlFrame::new_infer_height(vec![
-                    polars::prelude::Column::new("column".into(), column),
-                    polars::prelude::Column::new("value".into(), value),
-                    polars::prelude::Column::new("weight".into(), weight),
-                ])
+            .with_step(Step::Builtin {
+                func: Builtin::DescribeSketch {
+                    columns: columns.to_vec(),
+                },
+                schema: Arc::new(sketch_schema),
             })?
             .repartition(1)?;
         let mut schema = Schema::default();
@@ -443,30 +392,12 @@ impl DataFrame {
                 schema.insert(format!("{c}\u{1}{q}").into(), DataType::Float64);
             }
         }
-        let names = columns.to_vec();
-        sketches.map_partitions(schema, move |df| {
-            let column = df.column("column")?.str()?.clone();
-            let value = df.column("value")?.f64()?.clone();
-            let weight = df.column("weight")?.f64()?.clone();
-            let mut points: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-            for ((c, v), w) in column.iter().zip(value.iter()).zip(weight.iter()) {
-                if let (Some(c), Some(v), Some(w)) = (c, v, w) {
-                    points.entry(c).or_default().push((v, w));
-                }
-            }
-            let mut out = vec![polars::prelude::Column::new(key.into(), [0i32])];
-            for c in &names {
-                let mut p = points.remove(c.as_str()).unwrap_or_default();
-                p.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-                for (q, label) in [(0.25, "25%"), (0.5, "50%"), (0.75, "75%")] {
-                    let name = format!("{c}\u{1}{label}");
-                    out.push(polars::prelude::Column::new(
-                        name.into(),
-                        [weighted_quantile(&p, q)],
-                    ));
-                }
-            }
-            PlFrame::new_infer_height(out)
+        sketches.with_step(Step::Builtin {
+            func: Builtin::DescribeQuantiles {
+                key: key.to_string(),
+                columns: columns.to_vec(),
+            },
+            schema: Arc::new(schema),
         })
     }
 
@@ -679,6 +610,109 @@ impl Op for WritePartition {
 
 #[allow(dead_code)]
 fn exprs(_: &[Expr]) {}
+
+/// The rows of `describe`'s output, in order.
+const DESCRIBE_STATS: [&str; 9] = [
+    "count",
+    "null_count",
+    "mean",
+    "std",
+    "min",
+    "25%",
+    "50%",
+    "75%",
+    "max",
+];
+
+/// The per-partition functions of `describe` that are not polars queries, as named steps
+/// (they cross the wire; a closure would not).
+#[doc(hidden)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Builtin {
+    /// Per column, a quantile sketch of the partition's values: rows `column`, `value`,
+    /// `weight`.
+    DescribeSketch { columns: Vec<String> },
+    /// All sketches (one partition) to one row keyed `key = 0` with the columns
+    /// `{c}\u{1}25%`, `50%`, `75%`.
+    DescribeQuantiles { key: String, columns: Vec<String> },
+    /// The one wide row of statistics to one row per statistic.
+    DescribeReshape { columns: Vec<String> },
+}
+
+impl Builtin {
+    pub(crate) fn run(&self, df: PlFrame) -> polars::prelude::PolarsResult<PlFrame> {
+        use polars::prelude::Column;
+        match self {
+            Builtin::DescribeSketch { columns } => {
+                let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+                for c in columns {
+                    let s = df.column(c)?.cast(&DataType::Float64)?;
+                    let mut v: Vec<f64> =
+                        s.f64()?.iter().flatten().filter(|x| !x.is_nan()).collect();
+                    v.sort_unstable_by(f64::total_cmp);
+                    for (x, w) in quantile_sketch(&v, SKETCH_POINTS) {
+                        column.push(c.as_str());
+                        value.push(x);
+                        weight.push(w);
+                    }
+                }
+                PlFrame::new_infer_height(vec![
+                    Column::new("column".into(), column),
+                    Column::new("value".into(), value),
+                    Column::new("weight".into(), weight),
+                ])
+            }
+            Builtin::DescribeQuantiles { key, columns } => {
+                let column = df.column("column")?.str()?.clone();
+                let value = df.column("value")?.f64()?.clone();
+                let weight = df.column("weight")?.f64()?.clone();
+                let mut points: std::collections::HashMap<&str, Vec<(f64, f64)>> =
+                    Default::default();
+                for ((c, v), w) in column.iter().zip(value.iter()).zip(weight.iter()) {
+                    if let (Some(c), Some(v), Some(w)) = (c, v, w) {
+                        points.entry(c).or_default().push((v, w));
+                    }
+                }
+                let mut out = vec![Column::new(key.as_str().into(), [0i32])];
+                for c in columns {
+                    let mut p = points.remove(c.as_str()).unwrap_or_default();
+                    p.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                    for (q, label) in [(0.25, "25%"), (0.5, "50%"), (0.75, "75%")] {
+                        let name = format!("{c}\u{1}{label}");
+                        out.push(Column::new(name.into(), [weighted_quantile(&p, q)]));
+                    }
+                }
+                PlFrame::new_infer_height(out)
+            }
+            Builtin::DescribeReshape { columns } => {
+                let get = |c: &str, s: &str| -> polars::prelude::PolarsResult<Option<f64>> {
+                    let col = df
+                        .column(&format!("{c}\u{1}{s}"))?
+                        .cast(&DataType::Float64)?;
+                    Ok(col.f64()?.get(0))
+                };
+                let mut out = vec![Column::new("statistic".into(), DESCRIBE_STATS.to_vec())];
+                for c in columns {
+                    let count = get(c, "count")?;
+                    let size = get(c, "size")?;
+                    let values = vec![
+                        count,
+                        size.zip(count).map(|(s, n)| s - n),
+                        get(c, "mean")?,
+                        get(c, "std")?,
+                        get(c, "min")?,
+                        get(c, "25%")?,
+                        get(c, "50%")?,
+                        get(c, "75%")?,
+                        get(c, "max")?,
+                    ];
+                    out.push(Column::new(c.as_str().into(), values));
+                }
+                PlFrame::new_infer_height(out)
+            }
+        }
+    }
+}
 
 /// Values a partition keeps per column for `describe`'s percentiles.
 pub const SKETCH_POINTS: usize = 512;

@@ -47,6 +47,12 @@ pub enum Step {
         by: Vec<Expr>,
         descending: Vec<bool>,
     },
+    /// A built-in function over the whole partition that is not a polars query (describe's
+    /// sketches): opaque to pushdown like a closure, but named, so it crosses the wire.
+    Builtin {
+        func: crate::ops::Builtin,
+        schema: SchemaRef,
+    },
     /// A closure: opaque to pushdown (it may read any column), fresh token per call.
     Map {
         name: String,
@@ -87,6 +93,7 @@ impl fmt::Debug for Step {
                 )
             }
             Step::Map { name, .. } => write!(f, "MAP_PARTITIONS {name}"),
+            Step::Builtin { func, .. } => write!(f, "MAP_PARTITIONS {func:?}"),
         }
     }
 }
@@ -132,7 +139,7 @@ impl Step {
                     .with_order_descending_multi(descending.clone()),
             ),
             // Closures break the lazy chain: see `run_steps`.
-            Step::Map { .. } => lf,
+            Step::Map { .. } | Step::Builtin { .. } => lf,
         }
     }
 
@@ -144,7 +151,7 @@ impl Step {
     }
 
     fn is_opaque(&self) -> bool {
-        matches!(self, Step::Map { .. })
+        matches!(self, Step::Map { .. } | Step::Builtin { .. })
     }
 }
 
@@ -157,6 +164,7 @@ pub(crate) fn run_steps(df: PlFrame, steps: &[Step]) -> PolarsResult<PlFrame> {
     for s in steps {
         lf = match s {
             Step::Map { func, .. } => func(lf.collect()?)?.lazy(),
+            Step::Builtin { func, .. } => func.run(lf.collect()?)?.lazy(),
             s => s.apply(lf),
         };
     }
@@ -170,7 +178,9 @@ pub(crate) fn output_schema(input: &SchemaRef, steps: &[Step]) -> Result<SchemaR
     for s in steps {
         lf = match s {
             // The closure is not run on empty data; its declared schema is the output.
-            Step::Map { schema, .. } => PlFrame::empty_with_schema(schema).lazy(),
+            Step::Map { schema, .. } | Step::Builtin { schema, .. } => {
+                PlFrame::empty_with_schema(schema).lazy()
+            }
             s => s.apply(lf),
         };
         // Resolving after each step names the step at fault.

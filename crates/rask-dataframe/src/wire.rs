@@ -334,6 +334,11 @@ pub(crate) enum WireStep {
         by: Vec<Expr>,
         descending: Vec<bool>,
     },
+    Builtin {
+        func: crate::ops::Builtin,
+        #[serde(with = "schema_ref")]
+        schema: SchemaRef,
+    },
 }
 
 /// The steps on the wire, or an error naming `op` and the first step that cannot leave this
@@ -363,6 +368,10 @@ pub(crate) fn wire_steps(op: &str, steps: &[Step]) -> Result<Vec<WireStep>> {
                 Step::SortBy { by, descending } => WireStep::SortBy {
                     by: by.clone(),
                     descending: descending.clone(),
+                },
+                Step::Builtin { func, schema } => WireStep::Builtin {
+                    func: func.clone(),
+                    schema: schema.clone(),
                 },
                 Step::Map { name, .. } => {
                     return Err(RaskError::Serialization {
@@ -397,6 +406,7 @@ pub(crate) fn steps_of(wire: Vec<WireStep>) -> Arc<[Step]> {
             },
             WireStep::Head(n) => Step::Head(n as usize),
             WireStep::SortBy { by, descending } => Step::SortBy { by, descending },
+            WireStep::Builtin { func, schema } => Step::Builtin { func, schema },
         })
         .collect()
 }

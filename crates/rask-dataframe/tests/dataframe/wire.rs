@@ -337,6 +337,30 @@ fn groupby_aggregations_cross_the_wire() {
                 )
         });
         assert_frames_close(&got, &want);
+        // describe: sketches, quantiles and the reshape are named steps, not closures.
+        let d = frame.describe().unwrap();
+        let got = check_with(&d, |g: &DataFrame, l: &DataFrame, how: &str| {
+            assert!(g.equals_missing(l), "{how}")
+        });
+        let stat = |name: &str, c: &str| {
+            let row = got
+                .clone()
+                .lazy()
+                .filter(col("statistic").eq(lit(name)))
+                .collect()
+                .unwrap();
+            row.column(c).unwrap().f64().unwrap().get(0).unwrap()
+        };
+        let delay = f.all.column("DepDelay").unwrap().f64().unwrap().clone();
+        assert_eq!(
+            stat("count", "DepDelay"),
+            delay.len() as f64 - delay.null_count() as f64
+        );
+        assert!((stat("mean", "DepDelay") - delay.mean().unwrap()).abs() < 1e-9);
+        assert_eq!(stat("max", "Distance"), {
+            let d = f.all.column("Distance").unwrap().i64().unwrap().clone();
+            d.max().unwrap() as f64
+        });
         let n = check_with(&frame.nunique("Year").unwrap(), |g, l, how| {
             assert_eq!(g, l, "{how}")
         });
