@@ -364,7 +364,7 @@ impl DataFrame {
             out_schema.insert(c.as_str().into(), DataType::Float64);
         }
         wide.with_step(Step::Builtin {
-            func: Builtin::DescribeReshape { columns: numeric },
+            func: Builtin::StatisticRows { columns: numeric },
             schema: Arc::new(out_schema),
         })
     }
@@ -379,7 +379,7 @@ impl DataFrame {
         let sketches = self
             .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())?
             .with_step(Step::Builtin {
-                func: Builtin::DescribeSketch {
+                func: Builtin::QuantileSketch {
                     columns: columns.to_vec(),
                 },
                 schema: Arc::new(sketch_schema),
@@ -393,7 +393,7 @@ impl DataFrame {
             }
         }
         sketches.with_step(Step::Builtin {
-            func: Builtin::DescribeQuantiles {
+            func: Builtin::MergeSketches {
                 key: key.to_string(),
                 columns: columns.to_vec(),
             },
@@ -631,19 +631,19 @@ const DESCRIBE_STATS: [&str; 9] = [
 pub enum Builtin {
     /// Per column, a quantile sketch of the partition's values: rows `column`, `value`,
     /// `weight`.
-    DescribeSketch { columns: Vec<String> },
+    QuantileSketch { columns: Vec<String> },
     /// All sketches (one partition) to one row keyed `key = 0` with the columns
     /// `{c}\u{1}25%`, `50%`, `75%`.
-    DescribeQuantiles { key: String, columns: Vec<String> },
+    MergeSketches { key: String, columns: Vec<String> },
     /// The one wide row of statistics to one row per statistic.
-    DescribeReshape { columns: Vec<String> },
+    StatisticRows { columns: Vec<String> },
 }
 
 impl Builtin {
     pub(crate) fn run(&self, df: PlFrame) -> polars::prelude::PolarsResult<PlFrame> {
         use polars::prelude::Column;
         match self {
-            Builtin::DescribeSketch { columns } => {
+            Builtin::QuantileSketch { columns } => {
                 let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
                 for c in columns {
                     let s = df.column(c)?.cast(&DataType::Float64)?;
@@ -662,7 +662,7 @@ impl Builtin {
                     Column::new("weight".into(), weight),
                 ])
             }
-            Builtin::DescribeQuantiles { key, columns } => {
+            Builtin::MergeSketches { key, columns } => {
                 let column = df.column("column")?.str()?.clone();
                 let value = df.column("value")?.f64()?.clone();
                 let weight = df.column("weight")?.f64()?.clone();
@@ -684,7 +684,7 @@ impl Builtin {
                 }
                 PlFrame::new_infer_height(out)
             }
-            Builtin::DescribeReshape { columns } => {
+            Builtin::StatisticRows { columns } => {
                 let get = |c: &str, s: &str| -> polars::prelude::PolarsResult<Option<f64>> {
                     let col = df
                         .column(&format!("{c}\u{1}{s}"))?
