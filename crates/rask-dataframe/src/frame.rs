@@ -593,7 +593,7 @@ fn decode_read(name: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
         source,
         index: 0,
         pushdown: Arc::new(p.pushdown.pushdown()),
-        steps: wire::steps_of(p.steps),
+        steps: wire::steps_of(name, p.steps)?,
         nbytes: p.nbytes,
     }))
 }
@@ -674,7 +674,7 @@ const MAP_STEPS: &str = "rask.dataframe.steps";
 fn decode_map_steps(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
     let steps: Vec<wire::WireStep> = wire::decode(MAP_STEPS, params)?;
     Ok(Arc::new(MapSteps {
-        steps: wire::steps_of(steps),
+        steps: wire::steps_of(MAP_STEPS, steps)?,
     }))
 }
 rask_graph::register_op!(MAP_STEPS, decode_map_steps);

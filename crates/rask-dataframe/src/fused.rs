@@ -166,6 +166,32 @@ impl FusedAgg {
         })
     }
 
+    /// Checks a partial decoded from another process against what [`FusedAgg::plan`] makes,
+    /// so malformed parameters are an error, not a panic in a kernel.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        for (j, c) in self.cols.iter().enumerate() {
+            if c.column.is_none() != (c.kind == FusedKind::Size) {
+                return Err(format!("fused column {j}: input column and kind disagree"));
+            }
+            if let Some(i) = c.counts_of {
+                let ok = c.kind == FusedKind::Count
+                    && i < j
+                    && self.cols[i].kind == FusedKind::SumF64
+                    && self.cols[i].column == c.column;
+                if !ok {
+                    return Err(format!("fused column {j}: bad shared count {i}"));
+                }
+            }
+        }
+        let expected: Vec<&str> = self.schema.iter_names().map(|n| n.as_str()).collect();
+        let mut got = vec![self.key.as_str()];
+        got.extend(self.cols.iter().map(|c| c.name.as_str()));
+        if expected != got {
+            return Err("fused partial: names differ from its schema".into());
+        }
+        Ok(())
+    }
+
     /// The input columns the kernel reads: the key, then each value column once.
     pub(crate) fn columns(&self) -> Vec<String> {
         let mut out = vec![self.key.clone()];

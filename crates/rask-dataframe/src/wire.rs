@@ -388,8 +388,21 @@ pub(crate) fn wire_steps(op: &str, steps: &[Step]) -> Result<Vec<WireStep>> {
         .collect()
 }
 
-pub(crate) fn steps_of(wire: Vec<WireStep>) -> Arc<[Step]> {
-    wire.into_iter()
+/// The steps decoded for op `op`; a malformed fused partial is an error naming the op.
+pub(crate) fn steps_of(op: &str, wire: Vec<WireStep>) -> Result<Arc<[Step]>> {
+    for s in &wire {
+        if let WireStep::GroupAgg {
+            fused: Some(agg), ..
+        } = s
+        {
+            agg.validate().map_err(|message| RaskError::Serialization {
+                what: format!("parameters of op `{op}`"),
+                message,
+            })?;
+        }
+    }
+    Ok(wire
+        .into_iter()
         .map(|s| match s {
             WireStep::Select(e) => Step::Select(e),
             WireStep::WithColumns(e) => Step::WithColumns(e),
@@ -408,5 +421,89 @@ pub(crate) fn steps_of(wire: Vec<WireStep>) -> Arc<[Step]> {
             WireStep::SortBy { by, descending } => Step::SortBy { by, descending },
             WireStep::Builtin { func, schema } => Step::Builtin { func, schema },
         })
-        .collect()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::{DataType, Schema};
+
+    use super::*;
+    use crate::fused::{FusedAgg, FusedCol, FusedKind};
+
+    fn agg(cols: Vec<FusedCol>) -> FusedAgg {
+        let mut schema = Schema::default();
+        schema.insert("k".into(), DataType::String);
+        for c in &cols {
+            schema.insert(c.name.as_str().into(), DataType::Float64);
+        }
+        FusedAgg {
+            key: "k".into(),
+            cols,
+            schema: Arc::new(schema),
+        }
+    }
+
+    fn col(
+        column: Option<&str>,
+        kind: FusedKind,
+        name: &str,
+        counts_of: Option<usize>,
+    ) -> FusedCol {
+        FusedCol {
+            column: column.map(str::to_string),
+            kind,
+            name: name.into(),
+            counts_of,
+        }
+    }
+
+    #[test]
+    fn malformed_fused_partials_are_errors_naming_the_op() {
+        let good = agg(vec![
+            col(Some("x"), FusedKind::SumF64, "s", None),
+            col(Some("x"), FusedKind::Count, "n", Some(0)),
+            col(None, FusedKind::Size, "len", None),
+        ]);
+        assert!(good.validate().is_ok());
+        let step = |a: FusedAgg| WireStep::GroupAgg {
+            keys: vec![],
+            aggs: vec![],
+            fused: Some(a),
+        };
+        assert!(steps_of("op", vec![step(good)]).is_ok());
+        for bad in [
+            // A shared count pointing past itself, at a non-sum, or with no column.
+            agg(vec![col(Some("x"), FusedKind::Count, "n", Some(3))]),
+            agg(vec![
+                col(Some("x"), FusedKind::MinF64, "m", None),
+                col(Some("x"), FusedKind::Count, "n", Some(0)),
+            ]),
+            agg(vec![col(None, FusedKind::SumF64, "s", None)]),
+        ] {
+            let err = steps_of("rask.dataframe.read_csv", vec![step(bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rask.dataframe.read_csv"), "{err}");
+        }
+        // Names that differ from the schema.
+        let mut renamed = agg(vec![col(Some("x"), FusedKind::SumF64, "s", None)]);
+        renamed.cols[0].name = "t".into();
+        assert!(renamed.validate().is_err());
+    }
+
+    #[test]
+    fn frames_round_trip_and_cut_frames_are_errors() {
+        let df = polars::prelude::df!("a" => [1i64, 2, 3], "b" => ["x", "y", "z"]).unwrap();
+        for frame in [df.clone(), PlFrame::empty_with_height(4), df.slice(1, 1)] {
+            let mut bytes = Vec::new();
+            write_frame(&frame, &mut bytes).unwrap();
+            let back = read_frame(&mut &bytes[..]).unwrap();
+            assert!(back.equals_missing(&frame));
+            assert_eq!(back.height(), frame.height());
+            for cut in 0..bytes.len() {
+                assert!(read_frame(&mut &bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+    }
 }
