@@ -807,8 +807,12 @@ impl Source for ParquetSource {
         for (r, bytes) in ranges.iter().zip(chunks) {
             buf[r.start as usize..r.end as usize].copy_from_slice(&bytes);
         }
+        // Row-group strategy: it skips the row groups outside the slice, whose bytes were not
+        // fetched (the column strategy decodes every row group from the first, and fails on
+        // the zeroed bytes of the ones before the slice).
         read(
-            ParquetReader::new(Cursor::new(buf)),
+            ParquetReader::new(Cursor::new(buf))
+                .read_parallel(polars::prelude::ParallelStrategy::RowGroups),
             columns,
             (offset, len),
             f,

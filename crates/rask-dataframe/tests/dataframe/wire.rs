@@ -640,3 +640,75 @@ fn bad_params_are_errors_naming_the_op() {
         assert!(err.contains("Partition"), "{err}");
     }
 }
+
+#[test]
+fn bucket_readers_and_writers_cross_the_wire_with_their_storage_options() {
+    use crate::object_store::{BUCKET, opts};
+    let bucket = rask_io::IoStore::open(&format!("s3://{BUCKET}"), &opts()).unwrap();
+    let all = flights(600, 17);
+    for y in 1990..1993i64 {
+        let mut part = eager(&all, |lf| lf.filter(col("Year").eq(lit(y))));
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf)
+            .with_row_group_size(Some(80))
+            .finish(&mut part)
+            .unwrap();
+        bucket.put(&format!("wire/{y}.parquet"), buf).unwrap();
+        let mut buf = Vec::new();
+        CsvWriter::new(&mut buf)
+            .include_header(true)
+            .finish(&mut part)
+            .unwrap();
+        bucket.put(&format!("wire-csv/{y}.csv"), buf).unwrap();
+    }
+    let parquet = rask_dataframe::read_parquet(
+        &format!("s3://{BUCKET}/wire/*.parquet"),
+        ParquetOptions::default()
+            .with_row_groups_per_partition(1)
+            .with_storage(opts()),
+    )
+    .unwrap();
+    let csv = rask_dataframe::read_csv(
+        &format!("s3://{BUCKET}/wire-csv/*.csv"),
+        CsvOptions::default()
+            .with_blocksize(2000)
+            .with_storage(opts()),
+    )
+    .unwrap();
+    for frame in [&parquet, &csv] {
+        check_eq(frame, &all);
+        let q = frame
+            .select([col("Origin"), col("Distance")])
+            .unwrap()
+            .filter(col("Distance").lt(lit(1000i64)))
+            .unwrap();
+        check_eq(
+            &q,
+            &eager(&all, |lf| {
+                lf.select([col("Origin"), col("Distance")])
+                    .filter(col("Distance").lt(lit(1000i64)))
+            }),
+        );
+        let g = frame.groupby(["Origin"]).col("Distance").sum().unwrap();
+        check_eq(
+            &g,
+            &eager(&all, |lf| {
+                lf.group_by([col("Origin")]).agg([col("Distance").sum()])
+            }),
+        );
+    }
+    // A writer into the bucket, rebuilt on the other side with the same credentials.
+    let w = parquet
+        .to_parquet(&format!("s3://{BUCKET}/wire-out"), opts())
+        .unwrap();
+    let paths = check_with(&w, |g, l, how| assert_eq!(g, l, "{how}"));
+    assert_eq!(paths.len(), parquet.npartitions());
+    let back = rask_dataframe::read_parquet(
+        &format!("s3://{BUCKET}/wire-out/*.parquet"),
+        ParquetOptions::default().with_storage(opts()),
+    )
+    .unwrap()
+    .compute()
+    .unwrap();
+    assert_frames_close(&canon(&back), &canon(&all));
+}
