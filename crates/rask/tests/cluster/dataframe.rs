@@ -251,6 +251,26 @@ fn groupby_and_join() -> TestResult {
         .unique(None, UniqueKeepStrategy::Any)
         .collect()?;
     close(&client.compute(&u)?, &want, "drop_duplicates")?;
+
+    // value_counts (a sort step) and describe (named sketch steps) on the cluster.
+    let vc = client.compute(&frame.value_counts("Origin")?)?;
+    let want = all
+        .clone()
+        .lazy()
+        .group_by([col("Origin")])
+        .agg([len().alias("count")])
+        .sort_by_exprs(
+            [col("count"), col("Origin")],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .collect()?;
+    check(
+        vc.equals_missing(&want),
+        format!("value_counts {vc} vs {want}"),
+    )?;
+    let d = frame.describe()?;
+    let (c, l) = (client.compute(&d)?, d.compute_with(&Config::builtin())?);
+    check(c.equals_missing(&l), format!("describe {c} vs {l}"))?;
     check(cluster.worker_pids().len() == 2, "two workers")
 }
 
