@@ -326,7 +326,7 @@ impl DataFrame {
     /// `statistic` column, one Float64 column per input column.
     ///
     /// The percentiles are approximate, as Dask's: each partition keeps a sketch of at most
-    /// [`SKETCH_POINTS`] of its sorted values per column (all of them when it has no more),
+    /// `SKETCH_POINTS` (512) of its sorted values per column (all of them when it has no more),
     /// and the sketches are merged into weighted quantiles, interpolated linearly. They are
     /// exact when no partition has more values than that; otherwise a percentile is off by
     /// at most about one sketch step of rank in each partition (1/512 of its values). NaN

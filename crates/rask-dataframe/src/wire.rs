@@ -186,7 +186,7 @@ pub(crate) fn read_frame(r: &mut dyn Read) -> io::Result<PlFrame> {
 }
 
 /// The pieces a split task cuts a partition into (hash, range or row splits); each dependent
-/// takes one. Travels as a count and one [`write_frame`] per piece.
+/// takes one. Travels as a count and one length-prefixed IPC frame per piece.
 #[derive(Clone, Debug)]
 pub struct Pieces(pub Arc<Vec<PlFrame>>);
 
