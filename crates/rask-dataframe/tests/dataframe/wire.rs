@@ -712,3 +712,34 @@ fn bucket_readers_and_writers_cross_the_wire_with_their_storage_options() {
     .unwrap();
     assert_frames_close(&canon(&back), &canon(&all));
 }
+
+#[test]
+fn an_expression_polars_cannot_serialize_fails_to_encode_naming_the_op() {
+    // A Rust closure inside an expression (`Expr::map`): polars has no serialized form of it.
+    let df = flights(50, 4);
+    let frame = RDataFrame::from_polars_split(df.clone(), 2).unwrap();
+    let m = frame
+        .with_column(col("Distance").map(Ok, |_, f| Ok(f.clone())).alias("d2"))
+        .unwrap();
+    let mut b = GraphBuilder::new();
+    m.add_layers(&mut b);
+    let (graph, _) = b.build_with_outputs(&m.output_keys()).unwrap();
+    for t in graph.tasks() {
+        let err = OpRegistry::encode(&*t.op).unwrap_err();
+        assert!(
+            matches!(err, rask_error::RaskError::Serialization { .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("rask.dataframe.from_polars"), "{msg}");
+    }
+    // Locally it runs.
+    let got = m.compute().unwrap();
+    assert_eq!(
+        got.column("d2").unwrap(),
+        &df.column("Distance")
+            .unwrap()
+            .clone()
+            .with_name("d2".into())
+    );
+}
