@@ -8,12 +8,13 @@ use polars::prelude::{
 };
 use rask_error::{RaskError, Result};
 use rask_graph::{
-    Collection, GraphBuilder, Key, KeyName, Layer, Op, TaskSpec, Token, Tokenizer, Value,
+    Collection, GraphBuilder, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Token, Tokenizer,
+    Value,
 };
 
 use crate::source::{MemorySource, Pushdown, Source};
 use crate::step::{self, PartitionFn, Step};
-use crate::{frame_value, get_frame, polars_err};
+use crate::{frame_value, get_frame, polars_err, wire};
 
 /// A lazy frame cut into partitions, each a polars `DataFrame` produced by one task keyed
 /// `('name', i)`.
@@ -179,8 +180,8 @@ impl DataFrame {
         for (i, (layer, key)) in parts.into_iter().enumerate() {
             let op: Arc<dyn Op> = Arc::new(CheckPartition {
                 schema: schema.clone(),
-                index: i,
-                source: key.clone(),
+                index: i as u64,
+                source: key.to_string(),
             });
             tasks.push(TaskSpec::new(
                 Key::new(name.clone(), [i as u32]),
@@ -420,6 +421,41 @@ impl DataFrame {
         self.lowered().keys()
     }
 
+    /// The same frame (keys, schema) with partition `i`'s task replaced by `ops[i]`, which
+    /// takes no inputs: how a persisted frame points at partitions already computed (a
+    /// literal here, or a value kept on a cluster's workers).
+    #[doc(hidden)]
+    pub fn with_partition_ops(&self, ops: Vec<Arc<dyn Op>>) -> Result<DataFrame> {
+        let lowered = self.lowered();
+        if ops.len() != lowered.npartitions {
+            return Err(RaskError::invalid_argument(
+                "ops",
+                format!(
+                    "{} ops for a frame of {} partitions",
+                    ops.len(),
+                    lowered.npartitions
+                ),
+            ));
+        }
+        let tasks = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| TaskSpec::new(lowered.key(i), op, Vec::<Key>::new()))
+            .collect();
+        let mut plan = (*lowered.plan).clone();
+        plan.push(format!("PERSISTED {} partitions", lowered.npartitions));
+        Ok(DataFrame::from_lowered(
+            Lowered {
+                name: lowered.name.clone(),
+                layer: Layer::new(tasks, vec![]),
+                npartitions: lowered.npartitions,
+                plan: Arc::new(plan),
+                num_rows: lowered.num_rows.clone(),
+            },
+            self.inner.schema.clone(),
+        ))
+    }
+
     /// Adds a task-level stage on top of this frame: `build` receives the lowered input and
     /// returns the new lowered stage.
     pub(crate) fn stage(
@@ -540,9 +576,60 @@ pub(crate) struct ReadPartition {
     nbytes: Option<u64>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReadParams {
+    /// The partition as a one-partition source ([`Source::part_params`]).
+    source: Vec<u8>,
+    pushdown: wire::WirePushdown,
+    steps: Vec<wire::WireStep>,
+    nbytes: Option<u64>,
+}
+
+fn decode_read(name: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+    let p: ReadParams = wire::decode(name, params)?;
+    let source = crate::source::decode_source(name, &p.source)
+        .map_err(|e| e.context(format!("decoding op `{name}`")))?;
+    Ok(Arc::new(ReadPartition {
+        source,
+        index: 0,
+        pushdown: Arc::new(p.pushdown.pushdown()),
+        steps: wire::steps_of(name, p.steps)?,
+        nbytes: p.nbytes,
+    }))
+}
+
+macro_rules! register_reader {
+    ($($f:ident => $name:expr),* $(,)?) => {$(
+        fn $f(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+            decode_read($name, params)
+        }
+        rask_graph::register_op!($name, $f);
+    )*};
+}
+
+register_reader!(
+    decode_read_csv => "rask.dataframe.read_csv",
+    decode_read_parquet => "rask.dataframe.read_parquet",
+    decode_read_ndjson => "rask.dataframe.read_ndjson",
+    decode_from_polars => crate::source::MEMORY_SOURCE,
+);
+
 impl Op for ReadPartition {
     fn name(&self) -> &str {
         self.source.name()
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        let name = self.source.name();
+        let params = ReadParams {
+            source: self.source.part_params(self.index)?,
+            pushdown: wire::WirePushdown::of(&self.pushdown),
+            steps: wire::wire_steps(name, &self.steps)?,
+            nbytes: self.nbytes,
+        };
+        wire::encode(name, &params)
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
         if let [
@@ -582,9 +669,25 @@ struct MapSteps {
     steps: Arc<[Step]>,
 }
 
+const MAP_STEPS: &str = "rask.dataframe.steps";
+
+fn decode_map_steps(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let steps: Vec<wire::WireStep> = wire::decode(MAP_STEPS, params)?;
+    Ok(Arc::new(MapSteps {
+        steps: wire::steps_of(MAP_STEPS, steps)?,
+    }))
+}
+rask_graph::register_op!(MAP_STEPS, decode_map_steps);
+
 impl Op for MapSteps {
     fn name(&self) -> &str {
-        "rask.dataframe.steps"
+        MAP_STEPS
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        wire::encode(MAP_STEPS, &wire::wire_steps(MAP_STEPS, &self.steps)?)
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let df = get_frame(&inputs[0])?.clone();
@@ -597,15 +700,29 @@ impl Op for MapSteps {
 }
 
 /// Checks a delayed partition against the declared schema.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct CheckPartition {
+    #[serde(with = "wire::schema_ref")]
     schema: SchemaRef,
-    index: usize,
-    source: Key,
+    index: u64,
+    /// The key of the delayed task, for messages.
+    source: String,
 }
+
+const CHECK_PARTITION: &str = "rask.dataframe.from_delayed";
+
+fn decode_check_partition(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let op: CheckPartition = wire::decode(CHECK_PARTITION, params)?;
+    Ok(Arc::new(op))
+}
+rask_graph::register_op!(CHECK_PARTITION, decode_check_partition);
 
 impl Op for CheckPartition {
     fn name(&self) -> &str {
-        "rask.dataframe.from_delayed"
+        CHECK_PARTITION
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(CHECK_PARTITION, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let df = get_frame(&inputs[0]).map_err(|e| {

@@ -30,7 +30,7 @@ use rask_error::Result;
 use crate::groupby::{Agg, AggKind};
 
 /// What a partial column accumulates.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum FusedKind {
     /// Sum of the values as Float64 (a float sum, or the sum half of a mean).
     SumF64,
@@ -49,7 +49,7 @@ pub(crate) enum FusedKind {
 }
 
 /// One partial column: `name` is the column polars' partial expression would produce.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FusedCol {
     /// The input column (`None` for `Size`).
     pub(crate) column: Option<String>,
@@ -61,11 +61,12 @@ pub(crate) struct FusedCol {
 }
 
 /// The partial stage of a groupby in a form readers can compute themselves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FusedAgg {
     pub(crate) key: String,
     pub(crate) cols: Vec<FusedCol>,
     /// The partial's output schema as polars computes it: the kernel's columns are cast to it.
+    #[serde(with = "crate::wire::schema_ref")]
     pub(crate) schema: SchemaRef,
 }
 
@@ -163,6 +164,32 @@ impl FusedAgg {
             cols,
             schema: partial_schema,
         })
+    }
+
+    /// Checks a partial decoded from another process against what [`FusedAgg::plan`] makes,
+    /// so malformed parameters are an error, not a panic in a kernel.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        for (j, c) in self.cols.iter().enumerate() {
+            if c.column.is_none() != (c.kind == FusedKind::Size) {
+                return Err(format!("fused column {j}: input column and kind disagree"));
+            }
+            if let Some(i) = c.counts_of {
+                let ok = c.kind == FusedKind::Count
+                    && i < j
+                    && self.cols[i].kind == FusedKind::SumF64
+                    && self.cols[i].column == c.column;
+                if !ok {
+                    return Err(format!("fused column {j}: bad shared count {i}"));
+                }
+            }
+        }
+        let expected: Vec<&str> = self.schema.iter_names().map(|n| n.as_str()).collect();
+        let mut got = vec![self.key.as_str()];
+        got.extend(self.cols.iter().map(|c| c.name.as_str()));
+        if expected != got {
+            return Err("fused partial: names differ from its schema".into());
+        }
+        Ok(())
     }
 
     /// The input columns the kernel reads: the key, then each value column once.

@@ -16,11 +16,12 @@ use polars::prelude::{
     SchemaRef, col, len, lit, when,
 };
 use rask_error::{RaskError, Result};
-use rask_graph::{Cost, Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value};
+use rask_graph::{Cost, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Tokenizer, Value};
 
 use crate::frame::{DataFrame, Lowered, concat_frames};
 use crate::fused::FusedAgg;
 use crate::step::Step;
+use crate::wire::{self, Pieces};
 use crate::{frame_value, get_frame, polars_err};
 
 /// An aggregation function.
@@ -473,9 +474,11 @@ fn finals_for(keys: &[Expr], aggs: &[Agg], finals: &[Expr]) -> Finals {
     Finals { agg_finals, select }
 }
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Finals {
+    #[serde(with = "crate::wire::pl")]
     agg_finals: Vec<Expr>,
+    #[serde(with = "crate::wire::pl")]
     select: Vec<Expr>,
 }
 
@@ -569,20 +572,53 @@ pub(crate) fn tree_reduce(
 }
 
 /// Concatenates partials and aggregates them again; the finalize also selects the outputs.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct CombineAgg {
+    #[serde(with = "crate::wire::pl")]
     keys: Vec<Expr>,
+    #[serde(with = "crate::wire::pl")]
     aggs: Vec<Expr>,
     finals: Option<Finals>,
+    #[serde(with = "crate::wire::opt_schema_ref")]
     schema: Option<SchemaRef>,
 }
+
+const GROUPBY_COMBINE: &str = "rask.dataframe.groupby_combine";
+const GROUPBY_FINALIZE: &str = "rask.dataframe.groupby_finalize";
+
+fn decode_combine(name: &str, params: &[u8]) -> Result<Arc<dyn Op>> {
+    let op: CombineAgg = wire::decode(name, params)?;
+    if op.finals.is_some() != (name == GROUPBY_FINALIZE) {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{name}`"),
+            message: "a combine's parameters under a finalize's name, or the reverse".into(),
+        });
+    }
+    Ok(Arc::new(op))
+}
+
+fn decode_groupby_combine(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    decode_combine(GROUPBY_COMBINE, params)
+}
+fn decode_groupby_finalize(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    decode_combine(GROUPBY_FINALIZE, params)
+}
+rask_graph::register_op!(GROUPBY_COMBINE, decode_groupby_combine);
+rask_graph::register_op!(GROUPBY_FINALIZE, decode_groupby_finalize);
 
 impl Op for CombineAgg {
     fn name(&self) -> &str {
         if self.finals.is_some() {
-            "rask.dataframe.groupby_finalize"
+            GROUPBY_FINALIZE
         } else {
-            "rask.dataframe.groupby_combine"
+            GROUPBY_COMBINE
         }
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        wire::encode(self.name(), self)
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames: Vec<PlFrame> = inputs
@@ -627,15 +663,34 @@ pub(crate) struct HashSplit {
     pub(crate) n: usize,
 }
 
+const SPLIT_BY_HASH: &str = "rask.dataframe.split_by_hash";
+
+fn decode_hash_split(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let (keys, n): (Vec<String>, u64) = wire::decode(SPLIT_BY_HASH, params)?;
+    if n == 0 {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{SPLIT_BY_HASH}`"),
+            message: "zero pieces".into(),
+        });
+    }
+    Ok(Arc::new(HashSplit {
+        keys,
+        n: n as usize,
+    }))
+}
+rask_graph::register_op!(SPLIT_BY_HASH, decode_hash_split);
+
 impl Op for HashSplit {
     fn name(&self) -> &str {
-        "rask.dataframe.split_by_hash"
+        SPLIT_BY_HASH
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(SPLIT_BY_HASH, &(&self.keys, self.n as u64)).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let df = get_frame(&inputs[0])?;
         let pieces = hash_split(df, &self.keys, self.n)?;
-        let n: usize = pieces.iter().map(|p| p.estimated_size()).sum();
-        Ok(Value::with_nbytes(Arc::new(pieces), n))
+        Ok(Value::new(Pieces(Arc::new(pieces))))
     }
     fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
         input_nbytes.first().copied()
@@ -679,15 +734,36 @@ pub(crate) fn hash_split(df: &PlFrame, keys: &[String], n: usize) -> Result<Vec<
 /// Piece `j` of a hash split.
 pub(crate) struct Piece(pub(crate) usize);
 
+const HASH_PIECE: &str = "rask.dataframe.hash_piece";
+
+fn decode_piece(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let j: u64 = wire::decode(HASH_PIECE, params)?;
+    Ok(Arc::new(Piece(j as usize)))
+}
+rask_graph::register_op!(HASH_PIECE, decode_piece);
+
 impl Op for Piece {
     fn name(&self) -> &str {
-        "rask.dataframe.hash_piece"
+        HASH_PIECE
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(HASH_PIECE, &(self.0 as u64)).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
-        let pieces = inputs[0]
-            .downcast_ref::<Arc<Vec<PlFrame>>>()
-            .ok_or_else(|| RaskError::msg("expected hash pieces"))?;
-        Ok(frame_value(pieces[self.0].clone()))
+        let pieces = inputs[0].downcast_ref::<Pieces>().ok_or_else(|| {
+            RaskError::msg(format!(
+                "expected hash pieces, found {}",
+                inputs[0].type_name()
+            ))
+        })?;
+        let piece = pieces.0.get(self.0).ok_or_else(|| {
+            RaskError::msg(format!(
+                "hash piece {} of {} pieces",
+                self.0,
+                pieces.0.len()
+            ))
+        })?;
+        Ok(frame_value(piece.clone()))
     }
     fn cost(&self) -> Cost {
         Cost::Cheap

@@ -41,6 +41,7 @@ mod shuffle;
 mod source;
 mod stats;
 mod step;
+mod wire;
 
 pub use frame::DataFrame;
 pub use groupby::{Agg, AggKind, GroupBy, GroupByColumn};
@@ -48,6 +49,7 @@ pub use ops::Scalar;
 pub use readers::{CsvOptions, ParquetOptions, read_csv, read_ndjson, read_parquet};
 pub use source::{Pushdown, Source};
 pub use step::Step;
+pub use wire::Pieces;
 
 /// The polars version rask is built against, re-exported so users and the examples name the
 /// exact same types.
@@ -58,8 +60,8 @@ use rask_error::{RaskError, Result};
 use rask_graph::Value;
 
 /// A partition as a task value: a polars frame that knows its size (for the memory budget)
-/// and can be spilled to disk (as uncompressed-ish Parquet) when the budget is exceeded.
-/// `#[rask::delayed]` functions return it to feed [`DataFrame::from_delayed_parts`].
+/// and can be spilled to disk or sent to another process, as polars IPC (see the `wire`
+/// module). `#[rask::delayed]` functions return it to feed [`DataFrame::from_delayed_parts`].
 #[derive(Clone, Debug)]
 pub struct Partition(pub PlFrame);
 
@@ -69,23 +71,12 @@ impl rask_graph::Data for Partition {
     }
 
     fn spill(&self, w: &mut dyn std::io::Write) -> std::io::Result<bool> {
-        use polars::prelude::{ParquetCompression, ParquetWriter};
-        let mut df = self.0.clone();
-        ParquetWriter::new(w)
-            .with_compression(ParquetCompression::Lz4Raw)
-            .finish(&mut df)
-            .map_err(std::io::Error::other)?;
+        wire::write_frame(&self.0, w)?;
         Ok(true)
     }
 
     fn unspill(r: &mut dyn std::io::Read) -> std::io::Result<Self> {
-        use polars::prelude::{ParquetReader, SerReader};
-        let mut buf = Vec::new();
-        r.read_to_end(&mut buf)?;
-        ParquetReader::new(std::io::Cursor::new(buf))
-            .finish()
-            .map(Partition)
-            .map_err(std::io::Error::other)
+        wire::read_frame(r).map(Partition)
     }
 }
 

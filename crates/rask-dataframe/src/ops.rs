@@ -9,13 +9,15 @@ use polars::prelude::{
     col, len, lit,
 };
 use rask_error::{RaskError, Result};
-use rask_graph::{Collection, GraphBuilder, Key, KeyName, Layer, Op, TaskSpec, Tokenizer, Value};
+use rask_graph::{
+    Collection, GraphBuilder, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Tokenizer, Value,
+};
 use rask_io::{IoStore, StoreOptions};
 
 use crate::frame::{DataFrame, Lowered, concat_frames};
 use crate::groupby::{Agg, TreeOps, tree_reduce, unknown_column};
 use crate::step::Step;
-use crate::{frame_value, get_frame, polars_err};
+use crate::{frame_value, get_frame, polars_err, wire};
 use polars::prelude::JoinType;
 
 /// A single lazy value computed from a frame (a row count, the written file names).
@@ -73,51 +75,115 @@ impl<T: Clone + Send + Sync + 'static> Collection for Scalar<T> {
     }
 }
 
-/// A task over all partitions of `input` running `f` on their list.
-struct Gather<F> {
-    name: &'static str,
-    f: F,
+/// What a task over all partitions of `input` computes from their list.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum GatherKind {
+    /// The first `n` rows of the concatenated inputs (`schema` when there are none).
+    Head {
+        n: u64,
+        #[serde(with = "crate::wire::schema_ref")]
+        schema: polars::prelude::SchemaRef,
+    },
+    /// A row count known from footers.
+    Total(u64),
+    /// The sum of the one-row `len` columns of the inputs.
+    SumLen,
+    /// The rows of all inputs.
+    SumHeights,
 }
 
-impl<F, T> Op for Gather<F>
-where
-    F: Fn(Vec<PlFrame>) -> Result<T> + Send + Sync + 'static,
-    T: Send + Sync + 'static,
-{
+/// A task over all partitions of `input`.
+struct Gather {
+    name: &'static str,
+    kind: GatherKind,
+}
+
+const GATHER_NAMES: [&str; 4] = [
+    "rask.dataframe.head",
+    "rask.dataframe.len_from_footers",
+    "rask.dataframe.len",
+    "rask.dataframe.nunique",
+];
+
+fn decode_gather(name: &'static str, params: &[u8]) -> Result<Arc<dyn Op>> {
+    let kind: GatherKind = wire::decode(name, params)?;
+    let expected = match kind {
+        GatherKind::Head { .. } => GATHER_NAMES[0],
+        GatherKind::Total(_) => GATHER_NAMES[1],
+        GatherKind::SumLen => GATHER_NAMES[2],
+        GatherKind::SumHeights => GATHER_NAMES[3],
+    };
+    if expected != name {
+        return Err(RaskError::Serialization {
+            what: format!("parameters of op `{name}`"),
+            message: format!("the parameters are those of `{expected}`"),
+        });
+    }
+    Ok(Arc::new(Gather { name, kind }))
+}
+
+rask_graph::register_op!(GATHER_NAMES[0], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[0],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[1], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[1],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[2], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[2],
+    p
+));
+rask_graph::register_op!(GATHER_NAMES[3], |p: &[u8], _: &OpRegistry| decode_gather(
+    GATHER_NAMES[3],
+    p
+));
+
+impl Op for Gather {
     fn name(&self) -> &str {
         self.name
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(self.name, &self.kind).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
             .iter()
             .map(|v| get_frame(v).cloned())
             .collect::<Result<Vec<_>>>()?;
-        let out = (self.f)(frames)?;
-        let any: &dyn std::any::Any = &out;
-        if let Some(df) = any.downcast_ref::<PlFrame>() {
-            return Ok(frame_value(df.clone()));
+        match &self.kind {
+            GatherKind::Head { n, schema } => Ok(frame_value(
+                concat_frames(frames, schema)?.head(Some(*n as usize)),
+            )),
+            GatherKind::Total(n) => Ok(Value::new(*n as usize)),
+            GatherKind::SumLen => {
+                let mut total = 0usize;
+                for f in frames {
+                    let c = f.column("len").map_err(polars_err("len"))?;
+                    total += c.u32().map_err(polars_err("len"))?.get(0).unwrap_or(0) as usize;
+                }
+                Ok(Value::new(total))
+            }
+            GatherKind::SumHeights => {
+                Ok(Value::new(frames.iter().map(|f| f.height()).sum::<usize>()))
+            }
         }
-        Ok(Value::with_nbytes(out, 64))
     }
 }
 
-fn gather_task<T, F>(
+fn gather_task(
     input: &Lowered,
     deps: Vec<Key>,
     name: &'static str,
     salt: &str,
-    f: F,
-) -> (Key, Arc<Layer>)
-where
-    F: Fn(Vec<PlFrame>) -> Result<T> + Send + Sync + 'static,
-    T: Send + Sync + 'static,
-{
+    kind: GatherKind,
+) -> (Key, Arc<Layer>) {
     let mut t = Tokenizer::new(name);
     t.write_str(input.name.as_str());
     t.write_str(salt);
     let prefix = name.rsplit('.').next().unwrap_or(name);
     let key = Key::new(KeyName::from_token(prefix, t.finish()), [0u32]);
-    let op: Arc<dyn Op> = Arc::new(Gather { name, f });
+    let op: Arc<dyn Op> = Arc::new(Gather { name, kind });
     let layer = Layer::new(
         vec![TaskSpec::new(key.clone(), op, deps)],
         vec![input.layer.clone()],
@@ -154,13 +220,15 @@ impl DataFrame {
         let k = k.min(input.npartitions);
         let schema = self.schema().clone();
         let deps: Vec<Key> = (0..k).map(|i| input.key(i)).collect();
-        let s2 = schema.clone();
         let (key, layer) = gather_task(
             input,
             deps,
-            "rask.dataframe.head",
+            GATHER_NAMES[0],
             &format!("{n}/{k}"),
-            move |frames| Ok(concat_frames(frames, &s2)?.head(Some(n))),
+            GatherKind::Head {
+                n: n as u64,
+                schema: schema.clone(),
+            },
         );
         let mut plan = (*input.plan).clone();
         plan.push(format!("HEAD {n} of the first {k} partitions"));
@@ -176,9 +244,9 @@ impl DataFrame {
             let (key, layer) = gather_task(
                 lowered,
                 vec![],
-                "rask.dataframe.len_from_footers",
+                GATHER_NAMES[1],
                 &total.to_string(),
-                move |_| Ok(total as usize),
+                GatherKind::Total(total),
             );
             return Ok(Scalar {
                 key,
@@ -188,14 +256,8 @@ impl DataFrame {
         }
         let counted = self.with_step(Step::Select(vec![len().alias("len")]))?;
         let input = counted.lowered();
-        let (key, layer) = gather_task(input, input.keys(), "rask.dataframe.len", "", |frames| {
-            let mut total = 0usize;
-            for f in frames {
-                let c = f.column("len").map_err(polars_err("len"))?;
-                total += c.u32().map_err(polars_err("len"))?.get(0).unwrap_or(0) as usize;
-            }
-            Ok(total)
-        });
+        let (key, layer) =
+            gather_task(input, input.keys(), GATHER_NAMES[2], "", GatherKind::SumLen);
         Ok(Scalar {
             key,
             layer,
@@ -237,9 +299,9 @@ impl DataFrame {
         let (key, layer) = gather_task(
             input,
             input.keys(),
-            "rask.dataframe.nunique",
+            GATHER_NAMES[3],
             "",
-            |frames| Ok(frames.iter().map(|f| f.height()).sum::<usize>()),
+            GatherKind::SumHeights,
         );
         Ok(Scalar {
             key,
@@ -251,15 +313,11 @@ impl DataFrame {
     /// Rows per distinct value of one column: the column and `count`, most frequent first.
     pub fn value_counts(&self, column: &str) -> Result<DataFrame> {
         let counts = self.groupby([column]).agg([Agg::size().alias("count")])?;
-        counts.map_partitions((**counts.schema()).clone(), |df| {
-            let first = df_first_name(&df);
-            df.lazy()
-                .sort_by_exprs(
-                    vec![col("count"), col(first.as_str())],
-                    polars::prelude::SortMultipleOptions::default()
-                        .with_order_descending_multi([true, false]),
-                )
-                .collect()
+        // One partition (the groupby's single output): sorting it sorts the result.
+        let first = counts.columns()[0].clone();
+        counts.with_step(Step::SortBy {
+            by: vec![col("count"), col(first.as_str())],
+            descending: vec![true, false],
         })
     }
 
@@ -268,7 +326,7 @@ impl DataFrame {
     /// `statistic` column, one Float64 column per input column.
     ///
     /// The percentiles are approximate, as Dask's: each partition keeps a sketch of at most
-    /// [`SKETCH_POINTS`] of its sorted values per column (all of them when it has no more),
+    /// `SKETCH_POINTS` (512) of its sorted values per column (all of them when it has no more),
     /// and the sketches are merged into weighted quantiles, interpolated linearly. They are
     /// exact when no partition has more values than that; otherwise a percentile is off by
     /// at most about one sketch step of rank in each partition (1/512 of its values). NaN
@@ -287,17 +345,6 @@ impl DataFrame {
             ));
         }
         const KEY: &str = "__rask_describe";
-        let stats = [
-            "count",
-            "null_count",
-            "mean",
-            "std",
-            "min",
-            "25%",
-            "50%",
-            "75%",
-            "max",
-        ];
         let mut aggs = Vec::new();
         for c in &numeric {
             aggs.push(Agg::count(c).alias(&format!("{c}\u{1}count")));
@@ -316,35 +363,9 @@ impl DataFrame {
         for c in &numeric {
             out_schema.insert(c.as_str().into(), DataType::Float64);
         }
-        let cols = numeric.clone();
-        wide.map_partitions(out_schema, move |df| {
-            let get = |c: &str, s: &str| -> polars::prelude::PolarsResult<Option<f64>> {
-                let col = df
-                    .column(&format!("{c}\u{1}{s}"))?
-                    .cast(&DataType::Float64)?;
-                Ok(col.f64()?.get(0))
-            };
-            let mut columns = vec![polars::prelude::Column::new(
-                "statistic".into(),
-                stats.to_vec(),
-            )];
-            for c in &cols {
-                let count = get(c, "count")?;
-                let size = get(c, "size")?;
-                let values = vec![
-                    count,
-                    size.zip(count).map(|(s, n)| s - n),
-                    get(c, "mean")?,
-                    get(c, "std")?,
-                    get(c, "min")?,
-                    get(c, "25%")?,
-                    get(c, "50%")?,
-                    get(c, "75%")?,
-                    get(c, "max")?,
-                ];
-                columns.push(polars::prelude::Column::new(c.as_str().into(), values));
-            }
-            PlFrame::new_infer_height(columns)
+        wide.with_step(Step::Builtin {
+            func: Builtin::StatisticRows { columns: numeric },
+            schema: Arc::new(out_schema),
         })
     }
 
@@ -355,27 +376,13 @@ impl DataFrame {
         sketch_schema.insert("column".into(), DataType::String);
         sketch_schema.insert("value".into(), DataType::Float64);
         sketch_schema.insert("weight".into(), DataType::Float64);
-        let names = columns.to_vec();
         let sketches = self
             .select(columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>())?
-            .map_partitions(sketch_schema, move |df| {
-                let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
-                for c in &names {
-                    let s = df.column(c)?.cast(&DataType::Float64)?;
-                    let mut v: Vec<f64> =
-                        s.f64()?.iter().flatten().filter(|x| !x.is_nan()).collect();
-                    v.sort_unstable_by(f64::total_cmp);
-                    for (x, w) in quantile_sketch(&v, SKETCH_POINTS) {
-                        column.push(c.as_str());
-                        value.push(x);
-                        weight.push(w);
-                    }
-                }
-                PlFrame::new_infer_height(vec![
-                    polars::prelude::Column::new("column".into(), column),
-                    polars::prelude::Column::new("value".into(), value),
-                    polars::prelude::Column::new("weight".into(), weight),
-                ])
+            .with_step(Step::Builtin {
+                func: Builtin::QuantileSketch {
+                    columns: columns.to_vec(),
+                },
+                schema: Arc::new(sketch_schema),
             })?
             .repartition(1)?;
         let mut schema = Schema::default();
@@ -385,30 +392,12 @@ impl DataFrame {
                 schema.insert(format!("{c}\u{1}{q}").into(), DataType::Float64);
             }
         }
-        let names = columns.to_vec();
-        sketches.map_partitions(schema, move |df| {
-            let column = df.column("column")?.str()?.clone();
-            let value = df.column("value")?.f64()?.clone();
-            let weight = df.column("weight")?.f64()?.clone();
-            let mut points: std::collections::HashMap<&str, Vec<(f64, f64)>> = Default::default();
-            for ((c, v), w) in column.iter().zip(value.iter()).zip(weight.iter()) {
-                if let (Some(c), Some(v), Some(w)) = (c, v, w) {
-                    points.entry(c).or_default().push((v, w));
-                }
-            }
-            let mut out = vec![polars::prelude::Column::new(key.into(), [0i32])];
-            for c in &names {
-                let mut p = points.remove(c.as_str()).unwrap_or_default();
-                p.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-                for (q, label) in [(0.25, "25%"), (0.5, "50%"), (0.75, "75%")] {
-                    let name = format!("{c}\u{1}{label}");
-                    out.push(polars::prelude::Column::new(
-                        name.into(),
-                        [weighted_quantile(&p, q)],
-                    ));
-                }
-            }
-            PlFrame::new_infer_height(out)
+        sketches.with_step(Step::Builtin {
+            func: Builtin::MergeSketches {
+                key: key.to_string(),
+                columns: columns.to_vec(),
+            },
+            schema: Arc::new(schema),
         })
     }
 
@@ -444,6 +433,8 @@ impl DataFrame {
             written.push(store.url(&file));
             let op: Arc<dyn Op> = Arc::new(WritePartition {
                 store: store.clone(),
+                dir: dir.to_string(),
+                storage: storage.clone(),
                 file,
                 format,
             });
@@ -470,18 +461,23 @@ impl DataFrame {
 /// The list of written files, once every write task is done.
 struct Written(Vec<String>);
 
+const WRITTEN: &str = "rask.dataframe.written";
+
+fn decode_written(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(Written(wire::decode(WRITTEN, params)?)))
+}
+rask_graph::register_op!(WRITTEN, decode_written);
+
 impl Op for Written {
     fn name(&self) -> &str {
-        "rask.dataframe.written"
+        WRITTEN
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(WRITTEN, &self.0).ok()
     }
     fn execute(&self, _inputs: &[Value]) -> Result<Value> {
-        let n = self.0.iter().map(|s| s.len()).sum();
-        Ok(Value::with_nbytes(self.0.clone(), n))
+        Ok(Value::new(self.0.clone()))
     }
-}
-
-fn df_first_name(df: &PlFrame) -> String {
-    df.get_column_names()[0].to_string()
 }
 
 /// Concatenated partial uniques, made unique again.
@@ -490,13 +486,34 @@ struct UniqueCombine {
     final_: bool,
 }
 
+const UNIQUE_COMBINE: &str = "rask.dataframe.unique_combine";
+const UNIQUE_FINALIZE: &str = "rask.dataframe.unique_finalize";
+
+fn decode_unique_combine(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(UniqueCombine {
+        column: wire::decode(UNIQUE_COMBINE, params)?,
+        final_: false,
+    }))
+}
+fn decode_unique_finalize(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    Ok(Arc::new(UniqueCombine {
+        column: wire::decode(UNIQUE_FINALIZE, params)?,
+        final_: true,
+    }))
+}
+rask_graph::register_op!(UNIQUE_COMBINE, decode_unique_combine);
+rask_graph::register_op!(UNIQUE_FINALIZE, decode_unique_finalize);
+
 impl Op for UniqueCombine {
     fn name(&self) -> &str {
         if self.final_ {
-            "rask.dataframe.unique_finalize"
+            UNIQUE_FINALIZE
         } else {
-            "rask.dataframe.unique_combine"
+            UNIQUE_COMBINE
         }
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(self.name(), &self.column).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
@@ -517,13 +534,63 @@ impl Op for UniqueCombine {
 /// Writes one partition.
 struct WritePartition {
     store: IoStore,
+    /// The folder `store` was opened on, and how: what a worker opens it with.
+    dir: String,
+    storage: StoreOptions,
     file: String,
     format: &'static str,
 }
 
+const WRITE_PARTITION: &str = "rask.dataframe.write_partition";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriteParams {
+    dir: String,
+    storage: wire::WireStore,
+    file: String,
+    format: String,
+}
+
+fn decode_write_partition(params: &[u8], _: &OpRegistry) -> Result<Arc<dyn Op>> {
+    let p: WriteParams = wire::decode(WRITE_PARTITION, params)?;
+    let format = match p.format.as_str() {
+        "parquet" => "parquet",
+        "csv" => "csv",
+        other => {
+            return Err(RaskError::Serialization {
+                what: format!("parameters of op `{WRITE_PARTITION}`"),
+                message: format!("unknown format `{other}`"),
+            });
+        }
+    };
+    let storage = p.storage.options();
+    let store = IoStore::open(&p.dir, &storage)
+        .map_err(|e| e.context(format!("decoding op `{WRITE_PARTITION}`")))?;
+    Ok(Arc::new(WritePartition {
+        store,
+        dir: p.dir,
+        storage,
+        file: p.file,
+        format,
+    }))
+}
+rask_graph::register_op!(WRITE_PARTITION, decode_write_partition);
+
 impl Op for WritePartition {
     fn name(&self) -> &str {
-        "rask.dataframe.write_partition"
+        WRITE_PARTITION
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(
+            WRITE_PARTITION,
+            &WriteParams {
+                dir: self.dir.clone(),
+                storage: wire::WireStore::of(&self.storage),
+                file: self.file.clone(),
+                format: self.format.to_string(),
+            },
+        )
+        .ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let mut df = get_frame(&inputs[0])?.clone();
@@ -537,12 +604,115 @@ impl Op for WritePartition {
         };
         res.map_err(|e| RaskError::external(e).context(format!("writing {url}")))?;
         self.store.put(&self.file, buf)?;
-        Ok(Value::with_nbytes(url, 64))
+        Ok(Value::new(url))
     }
 }
 
 #[allow(dead_code)]
 fn exprs(_: &[Expr]) {}
+
+/// The rows of `describe`'s output, in order.
+const DESCRIBE_STATS: [&str; 9] = [
+    "count",
+    "null_count",
+    "mean",
+    "std",
+    "min",
+    "25%",
+    "50%",
+    "75%",
+    "max",
+];
+
+/// The per-partition functions of `describe` that are not polars queries, as named steps
+/// (they cross the wire; a closure would not).
+#[doc(hidden)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Builtin {
+    /// Per column, a quantile sketch of the partition's values: rows `column`, `value`,
+    /// `weight`.
+    QuantileSketch { columns: Vec<String> },
+    /// All sketches (one partition) to one row keyed `key = 0` with the columns
+    /// `{c}\u{1}25%`, `50%`, `75%`.
+    MergeSketches { key: String, columns: Vec<String> },
+    /// The one wide row of statistics to one row per statistic.
+    StatisticRows { columns: Vec<String> },
+}
+
+impl Builtin {
+    pub(crate) fn run(&self, df: PlFrame) -> polars::prelude::PolarsResult<PlFrame> {
+        use polars::prelude::Column;
+        match self {
+            Builtin::QuantileSketch { columns } => {
+                let (mut column, mut value, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+                for c in columns {
+                    let s = df.column(c)?.cast(&DataType::Float64)?;
+                    let mut v: Vec<f64> =
+                        s.f64()?.iter().flatten().filter(|x| !x.is_nan()).collect();
+                    v.sort_unstable_by(f64::total_cmp);
+                    for (x, w) in quantile_sketch(&v, SKETCH_POINTS) {
+                        column.push(c.as_str());
+                        value.push(x);
+                        weight.push(w);
+                    }
+                }
+                PlFrame::new_infer_height(vec![
+                    Column::new("column".into(), column),
+                    Column::new("value".into(), value),
+                    Column::new("weight".into(), weight),
+                ])
+            }
+            Builtin::MergeSketches { key, columns } => {
+                let column = df.column("column")?.str()?.clone();
+                let value = df.column("value")?.f64()?.clone();
+                let weight = df.column("weight")?.f64()?.clone();
+                let mut points: std::collections::HashMap<&str, Vec<(f64, f64)>> =
+                    Default::default();
+                for ((c, v), w) in column.iter().zip(value.iter()).zip(weight.iter()) {
+                    if let (Some(c), Some(v), Some(w)) = (c, v, w) {
+                        points.entry(c).or_default().push((v, w));
+                    }
+                }
+                let mut out = vec![Column::new(key.as_str().into(), [0i32])];
+                for c in columns {
+                    let mut p = points.remove(c.as_str()).unwrap_or_default();
+                    p.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+                    for (q, label) in [(0.25, "25%"), (0.5, "50%"), (0.75, "75%")] {
+                        let name = format!("{c}\u{1}{label}");
+                        out.push(Column::new(name.into(), [weighted_quantile(&p, q)]));
+                    }
+                }
+                PlFrame::new_infer_height(out)
+            }
+            Builtin::StatisticRows { columns } => {
+                let get = |c: &str, s: &str| -> polars::prelude::PolarsResult<Option<f64>> {
+                    let col = df
+                        .column(&format!("{c}\u{1}{s}"))?
+                        .cast(&DataType::Float64)?;
+                    Ok(col.f64()?.get(0))
+                };
+                let mut out = vec![Column::new("statistic".into(), DESCRIBE_STATS.to_vec())];
+                for c in columns {
+                    let count = get(c, "count")?;
+                    let size = get(c, "size")?;
+                    let values = vec![
+                        count,
+                        size.zip(count).map(|(s, n)| s - n),
+                        get(c, "mean")?,
+                        get(c, "std")?,
+                        get(c, "min")?,
+                        get(c, "25%")?,
+                        get(c, "50%")?,
+                        get(c, "75%")?,
+                        get(c, "max")?,
+                    ];
+                    out.push(Column::new(c.as_str().into(), values));
+                }
+                PlFrame::new_infer_height(out)
+            }
+        }
+    }
+}
 
 /// Values a partition keeps per column for `describe`'s percentiles.
 pub const SKETCH_POINTS: usize = 512;

@@ -32,11 +32,12 @@ use polars::prelude::{
     PlSmallStr, Schema, SchemaRef, SortMultipleOptions, UniqueKeepStrategy, col, lit, when,
 };
 use rask_error::{RaskError, Result};
-use rask_graph::{Cost, Key, KeyName, Layer, Op, TaskSpec, Token, Tokenizer, Value};
+use rask_graph::{Cost, Key, KeyName, Layer, Op, OpRegistry, TaskSpec, Token, Tokenizer, Value};
 
 use crate::frame::{DataFrame, Lowered, concat_frames};
 use crate::groupby::{HashSplit, TreeOps, tree_reduce, unknown_column};
 use crate::ops::Scalar;
+use crate::wire::{self, Pieces};
 use crate::{frame_value, get_frame, polars_err};
 
 /// Rows sampled per partition to find the sort boundaries.
@@ -658,12 +659,106 @@ fn hash_join(
 }
 
 /// Joins its two inputs (left, right) with polars.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct JoinOp {
     left_on: Vec<String>,
     right_on: Vec<String>,
+    #[serde(with = "crate::wire::pl")]
     args: JoinArgs,
+    #[serde(with = "crate::wire::schema_ref")]
     schema: SchemaRef,
 }
+
+/// The ops of this module whose parameters are the op itself, encoded and decoded whole.
+macro_rules! portable {
+    ($($t:ty => $decode:ident: $($name:expr),+);* $(;)?) => {$(
+        fn $decode(name: &'static str, params: &[u8]) -> Result<Arc<dyn Op>> {
+            let op: $t = wire::decode(name, params)?;
+            op.check(name)?;
+            Ok(Arc::new(op))
+        }
+        $(
+            rask_graph::register_op!($name, |params: &[u8], _: &OpRegistry| $decode($name, params));
+        )+
+    )*};
+}
+
+portable!(
+    JoinOp => decode_join: JOIN;
+    SortSample => decode_sort_sample: SORT_SAMPLE;
+    SortDivisions => decode_sort_divisions: SORT_DIVISIONS;
+    RangeSplit => decode_range_split: SORT_SPLIT;
+    ConcatThen => decode_concat_then: CONCAT, DROP_DUPLICATES, SORT_PARTITION;
+    ConcatSlices => decode_concat_slices: CONCAT_SLICES;
+    SplitRows => decode_split_rows: SPLIT_ROWS;
+    TakePiece => decode_take_piece: TAKE_PIECE;
+);
+
+const JOIN: &str = "rask.dataframe.join";
+const SORT_SAMPLE: &str = "rask.dataframe.sort_sample";
+const SORT_DIVISIONS: &str = "rask.dataframe.sort_divisions";
+const SORT_SPLIT: &str = "rask.dataframe.sort_split";
+const CONCAT: &str = "rask.dataframe.concat";
+const DROP_DUPLICATES: &str = "rask.dataframe.drop_duplicates";
+const SORT_PARTITION: &str = "rask.dataframe.sort_partition";
+const CONCAT_SLICES: &str = "rask.dataframe.concat_slices";
+const SPLIT_ROWS: &str = "rask.dataframe.split_rows";
+const TAKE_PIECE: &str = "rask.dataframe.take_piece";
+
+fn bad_params(name: &str, why: impl Into<String>) -> RaskError {
+    RaskError::Serialization {
+        what: format!("parameters of op `{name}`"),
+        message: why.into(),
+    }
+}
+
+/// Checks of decoded parameters that the types alone do not make (a count of pieces of
+/// zero, parameters sent under another op's name), so a bad blob is an error, not a panic.
+trait CheckParams {
+    fn check(&self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl CheckParams for JoinOp {}
+impl CheckParams for SortSample {}
+impl CheckParams for SortDivisions {
+    fn check(&self, name: &str) -> Result<()> {
+        if self.n == 0 {
+            return Err(bad_params(name, "zero partitions"));
+        }
+        Ok(())
+    }
+}
+impl CheckParams for RangeSplit {
+    fn check(&self, name: &str) -> Result<()> {
+        if self.n == 0 {
+            return Err(bad_params(name, "zero pieces"));
+        }
+        Ok(())
+    }
+}
+impl CheckParams for ConcatThen {
+    fn check(&self, name: &str) -> Result<()> {
+        if self.name() != name {
+            return Err(bad_params(
+                name,
+                format!("the parameters are those of `{}`", self.name()),
+            ));
+        }
+        Ok(())
+    }
+}
+impl CheckParams for ConcatSlices {}
+impl CheckParams for SplitRows {
+    fn check(&self, name: &str) -> Result<()> {
+        if self.n == 0 {
+            return Err(bad_params(name, "zero pieces"));
+        }
+        Ok(())
+    }
+}
+impl CheckParams for TakePiece {}
 
 impl JoinOp {
     fn describe(&self) -> String {
@@ -676,7 +771,13 @@ impl JoinOp {
 
 impl Op for JoinOp {
     fn name(&self) -> &str {
-        "rask.dataframe.join"
+        JOIN
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        self.try_params().ok()
+    }
+    fn try_params(&self) -> Result<Vec<u8>> {
+        wire::encode(JOIN, self)
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let l = get_frame(&inputs[0])?.clone();
@@ -710,6 +811,7 @@ impl Op for JoinOp {
 
 // ----- sort -----
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SortSpec {
     by: Vec<String>,
     descending: bool,
@@ -821,13 +923,17 @@ fn sort_lowered(input: &Lowered, spec: &SortSpec, schema: &SchemaRef) -> (Lowere
 
 /// A partition's sort keys, sorted, at up to [`SORT_SAMPLES`] evenly spaced ranks (first and
 /// last included), each weighted by the rows it stands for.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SortSample {
     spec: SortSpec,
 }
 
 impl Op for SortSample {
     fn name(&self) -> &str {
-        "rask.dataframe.sort_sample"
+        SORT_SAMPLE
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(SORT_SAMPLE, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let err = || polars_err(self.name());
@@ -859,15 +965,20 @@ impl Op for SortSample {
 }
 
 /// All samples to the divisions: the minimum, `n - 1` weighted quantiles, the maximum.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SortDivisions {
     spec: SortSpec,
     n: usize,
+    #[serde(with = "crate::wire::schema_ref")]
     key_schema: SchemaRef,
 }
 
 impl Op for SortDivisions {
     fn name(&self) -> &str {
-        "rask.dataframe.sort_divisions"
+        SORT_DIVISIONS
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(SORT_DIVISIONS, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let err = || polars_err(self.name());
@@ -916,6 +1027,7 @@ impl Op for SortDivisions {
 
 /// Cuts a partition into `n` pieces by the interior rows of the divisions: piece `i` holds
 /// the rows at or after boundary `i` and before boundary `i + 1` in the sort order.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RangeSplit {
     spec: SortSpec,
     n: usize,
@@ -923,7 +1035,10 @@ struct RangeSplit {
 
 impl Op for RangeSplit {
     fn name(&self) -> &str {
-        "rask.dataframe.sort_split"
+        SORT_SPLIT
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(SORT_SPLIT, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let df = get_frame(&inputs[0])?;
@@ -932,8 +1047,7 @@ impl Op for RangeSplit {
             .buckets(df, divisions)
             .map_err(polars_err(self.name()))?;
         let pieces = take_pieces(df, &buckets, self.n)?;
-        let nbytes = pieces.iter().map(|p| p.estimated_size()).sum();
-        Ok(Value::with_nbytes(Arc::new(pieces), nbytes))
+        Ok(Value::new(Pieces(Arc::new(pieces))))
     }
     fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
         input_nbytes.first().copied()
@@ -999,7 +1113,7 @@ fn take_pieces(df: &PlFrame, buckets: &[u32], n: usize) -> Result<Vec<PlFrame>> 
 // ----- generic ops -----
 
 /// Which rows of an input a concatenation takes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 enum Slice {
     Whole,
     /// `len` rows from `offset` of an input of `of` rows.
@@ -1011,7 +1125,7 @@ enum Slice {
 }
 
 /// What runs on a concatenation.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 enum Post {
     None,
     /// Distinct rows over these columns (all when `None`), any row kept per group.
@@ -1033,8 +1147,10 @@ fn concat_op(schema: &SchemaRef, slices: Vec<Slice>) -> Arc<dyn Op> {
 }
 
 /// Concatenates its inputs, then runs `post`.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ConcatThen {
     /// The schema of an output with no inputs.
+    #[serde(with = "crate::wire::schema_ref")]
     schema: SchemaRef,
     post: Post,
 }
@@ -1042,10 +1158,13 @@ struct ConcatThen {
 impl Op for ConcatThen {
     fn name(&self) -> &str {
         match self.post {
-            Post::None => "rask.dataframe.concat",
-            Post::Unique(_) => "rask.dataframe.drop_duplicates",
-            Post::Sort(..) => "rask.dataframe.sort_partition",
+            Post::None => CONCAT,
+            Post::Unique(_) => DROP_DUPLICATES,
+            Post::Sort(..) => SORT_PARTITION,
         }
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(self.name(), self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
@@ -1083,14 +1202,19 @@ impl Op for ConcatThen {
 }
 
 /// Concatenates row ranges of its inputs.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ConcatSlices {
+    #[serde(with = "crate::wire::schema_ref")]
     schema: SchemaRef,
     slices: Vec<Slice>,
 }
 
 impl Op for ConcatSlices {
     fn name(&self) -> &str {
-        "rask.dataframe.concat_slices"
+        CONCAT_SLICES
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(CONCAT_SLICES, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let frames = inputs
@@ -1132,13 +1256,17 @@ impl Op for ConcatSlices {
 }
 
 /// Cuts a partition into `n` pieces of consecutive rows, of near-equal lengths.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SplitRows {
     n: usize,
 }
 
 impl Op for SplitRows {
     fn name(&self) -> &str {
-        "rask.dataframe.split_rows"
+        SPLIT_ROWS
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(SPLIT_ROWS, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let df = get_frame(&inputs[0])?;
@@ -1150,7 +1278,7 @@ impl Op for SplitRows {
                 df.slice(lo as i64, hi - lo)
             })
             .collect();
-        Ok(Value::with_nbytes(Arc::new(pieces), df.estimated_size()))
+        Ok(Value::new(Pieces(Arc::new(pieces))))
     }
     fn projected_nbytes(&self, input_nbytes: &[u64]) -> Option<u64> {
         input_nbytes.first().copied()
@@ -1158,6 +1286,7 @@ impl Op for SplitRows {
 }
 
 /// Piece `j` of `n` from a split task.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct TakePiece {
     j: usize,
     n: usize,
@@ -1165,11 +1294,15 @@ struct TakePiece {
 
 impl Op for TakePiece {
     fn name(&self) -> &str {
-        "rask.dataframe.take_piece"
+        TAKE_PIECE
+    }
+    fn params(&self) -> Option<Vec<u8>> {
+        wire::encode(TAKE_PIECE, self).ok()
     }
     fn execute(&self, inputs: &[Value]) -> Result<Value> {
         let pieces = inputs[0]
-            .downcast_ref::<Arc<Vec<PlFrame>>>()
+            .downcast_ref::<Pieces>()
+            .map(|p| &p.0)
             .ok_or_else(|| {
                 RaskError::msg(format!(
                     "expected the pieces of a split partition, found {}",

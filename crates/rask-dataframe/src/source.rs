@@ -67,6 +67,39 @@ pub trait Source: Send + Sync + 'static {
     }
     /// One line per partition group for `explain()`.
     fn describe(&self) -> String;
+    /// Partition `i` as a source of its own, serialized for another process (decoded by
+    /// `decode_source` under [`Source::name`]). The default: this source stays local.
+    #[doc(hidden)]
+    fn part_params(&self, _i: usize) -> Result<Vec<u8>> {
+        Err(rask_error::RaskError::Serialization {
+            what: format!("op `{}`", self.name()),
+            message: "this source cannot be sent to another process".into(),
+        })
+    }
+}
+
+/// The one-partition source [`Source::part_params`] encoded, by source name.
+pub(crate) fn decode_source(name: &str, bytes: &[u8]) -> Result<Arc<dyn Source>> {
+    match name {
+        MEMORY_SOURCE => {
+            let p: MemoryPart = crate::wire::decode(name, bytes)?;
+            let schema = Arc::new(p.frame.schema().as_ref().clone());
+            Ok(Arc::new(MemorySource {
+                partitions: vec![p.frame],
+                schema,
+                token: rask_graph::Token::fresh(),
+            }))
+        }
+        _ => crate::readers::decode_source(name, bytes),
+    }
+}
+
+pub(crate) const MEMORY_SOURCE: &str = "rask.dataframe.from_polars";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemoryPart {
+    #[serde(with = "crate::wire::frame")]
+    frame: PlFrame,
 }
 
 impl fmt::Debug for dyn Source {
@@ -84,7 +117,16 @@ pub(crate) struct MemorySource {
 
 impl Source for MemorySource {
     fn name(&self) -> &str {
-        "rask.dataframe.from_polars"
+        MEMORY_SOURCE
+    }
+    fn part_params(&self, i: usize) -> Result<Vec<u8>> {
+        // The data itself travels: an in-memory frame has no other home.
+        crate::wire::encode(
+            MEMORY_SOURCE,
+            &MemoryPart {
+                frame: self.partitions[i].clone(),
+            },
+        )
     }
     fn tokenize(&self, t: &mut Tokenizer) {
         t.write_token(self.token);

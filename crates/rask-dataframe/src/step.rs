@@ -41,6 +41,18 @@ pub enum Step {
     },
     /// Only the first `n` rows of the partition.
     Head(usize),
+    /// The partition's rows sorted by these expressions (polars' defaults: nulls first), each
+    /// ascending or descending.
+    SortBy {
+        by: Vec<Expr>,
+        descending: Vec<bool>,
+    },
+    /// A built-in function over the whole partition that is not a polars query (describe's
+    /// sketches): opaque to pushdown like a closure, but named, so it crosses the wire.
+    Builtin {
+        func: crate::ops::Builtin,
+        schema: SchemaRef,
+    },
     /// A closure: opaque to pushdown (it may read any column), fresh token per call.
     Map {
         name: String,
@@ -65,6 +77,13 @@ impl fmt::Debug for Step {
             Step::FillNull(e) => write!(f, "FILL_NULL {e}"),
             Step::DropNulls(s) => write!(f, "DROP_NULLS {s:?}"),
             Step::Head(n) => write!(f, "HEAD {n}"),
+            Step::SortBy { by, descending } => {
+                write!(
+                    f,
+                    "SORT_PARTITION {} descending {descending:?}",
+                    exprs_str(by)
+                )
+            }
             Step::GroupAgg { keys, aggs, .. } => {
                 write!(
                     f,
@@ -74,6 +93,7 @@ impl fmt::Debug for Step {
                 )
             }
             Step::Map { name, .. } => write!(f, "MAP_PARTITIONS {name}"),
+            Step::Builtin { func, .. } => write!(f, "MAP_PARTITIONS {func:?}"),
         }
     }
 }
@@ -113,8 +133,13 @@ impl Step {
             })),
             Step::GroupAgg { keys, aggs, .. } => lf.group_by(keys.clone()).agg(aggs.clone()),
             Step::Head(n) => lf.limit(*n as u32 as polars::prelude::IdxSize),
+            Step::SortBy { by, descending } => lf.sort_by_exprs(
+                by.clone(),
+                polars::prelude::SortMultipleOptions::default()
+                    .with_order_descending_multi(descending.clone()),
+            ),
             // Closures break the lazy chain: see `run_steps`.
-            Step::Map { .. } => lf,
+            Step::Map { .. } | Step::Builtin { .. } => lf,
         }
     }
 
@@ -126,7 +151,7 @@ impl Step {
     }
 
     fn is_opaque(&self) -> bool {
-        matches!(self, Step::Map { .. })
+        matches!(self, Step::Map { .. } | Step::Builtin { .. })
     }
 }
 
@@ -139,6 +164,7 @@ pub(crate) fn run_steps(df: PlFrame, steps: &[Step]) -> PolarsResult<PlFrame> {
     for s in steps {
         lf = match s {
             Step::Map { func, .. } => func(lf.collect()?)?.lazy(),
+            Step::Builtin { func, .. } => func.run(lf.collect()?)?.lazy(),
             s => s.apply(lf),
         };
     }
@@ -152,7 +178,9 @@ pub(crate) fn output_schema(input: &SchemaRef, steps: &[Step]) -> Result<SchemaR
     for s in steps {
         lf = match s {
             // The closure is not run on empty data; its declared schema is the output.
-            Step::Map { schema, .. } => PlFrame::empty_with_schema(schema).lazy(),
+            Step::Map { schema, .. } | Step::Builtin { schema, .. } => {
+                PlFrame::empty_with_schema(schema).lazy()
+            }
             s => s.apply(lf),
         };
         // Resolving after each step names the step at fault.

@@ -126,6 +126,24 @@ pub mod dataframe {
             schema,
         )
     }
+
+    /// Persisting a frame keeps its partitions: here as literals, on a cluster as values
+    /// held by the workers (every op of the frame's graph must then be portable).
+    impl crate::compute::Persist for DataFrame {
+        fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
+            let ops = values
+                .into_iter()
+                .map(|v| {
+                    std::sync::Arc::new(rask_graph::Literal::new(v))
+                        as std::sync::Arc<dyn rask_graph::Op>
+                })
+                .collect();
+            self.with_partition_ops(ops)
+        }
+        fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
+            self.with_partition_ops(ops)
+        }
+    }
 }
 
 /// What most programs need: `use rask::prelude::*;`.

@@ -18,6 +18,7 @@ use crate::DataFrame;
 use crate::fused::FusedAgg;
 use crate::source::{Pushdown, Source};
 use crate::stats::{self, RowGroupStats};
+use crate::wire::WireStore;
 
 mod fused_csv;
 mod fused_parquet;
@@ -367,7 +368,28 @@ impl CsvSource {
 
 impl Source for CsvSource {
     fn name(&self) -> &str {
-        "rask.dataframe.read_csv"
+        READ_CSV
+    }
+    fn part_params(&self, i: usize) -> Result<Vec<u8>> {
+        let part = &self.parts[i];
+        let o = &self.options;
+        crate::wire::encode(
+            READ_CSV,
+            &CsvWire {
+                file: WireFile::of(&self.files[part.file]),
+                start: part.start,
+                end: part.end,
+                schema: self.schema.clone(),
+                has_header: o.has_header,
+                separator: o.separator,
+                null_values: o.null_values.clone(),
+                dtypes: o.dtypes.clone(),
+                given_schema: o.schema.clone(),
+                infer_schema_rows: o.infer_schema_rows as u64,
+                blocksize: o.blocksize,
+                storage: WireStore::of(&o.storage),
+            },
+        )
     }
     fn tokenize(&self, t: &mut Tokenizer) {
         for f in &self.files {
@@ -590,24 +612,7 @@ pub fn read_parquet(pattern: &str, options: ParquetOptions) -> Result<DataFrame>
         let mut start = 0;
         loop {
             let end = (start + per).min(n);
-            let rgs = &f.metadata.row_groups[start..end];
-            let rows = rgs.iter().map(|rg| rg.num_rows() as u64).sum();
-            let mut column_bytes = vec![0u64; schema.len()];
-            for rg in rgs {
-                for (c, name) in schema.iter_names().enumerate() {
-                    if let Some(cols) = rg.columns_under_root_iter(name) {
-                        for cc in cols {
-                            column_bytes[c] += cc.uncompressed_size().max(0) as u64;
-                        }
-                    }
-                }
-            }
-            parts.push(ParquetPart {
-                file: i,
-                row_groups: start..end,
-                rows,
-                column_bytes,
-            });
+            parts.push(parquet_part(i, f, &schema, start..end));
             if end >= n {
                 break;
             }
@@ -620,6 +625,54 @@ pub fn read_parquet(pattern: &str, options: ParquetOptions) -> Result<DataFrame>
         schema,
         options,
     })))
+}
+
+/// The partition of row groups `row_groups` of file `i`.
+fn parquet_part(
+    i: usize,
+    f: &ParquetFile,
+    schema: &SchemaRef,
+    row_groups: std::ops::Range<usize>,
+) -> ParquetPart {
+    let rgs = &f.metadata.row_groups[row_groups.clone()];
+    let rows = rgs.iter().map(|rg| rg.num_rows() as u64).sum();
+    let mut column_bytes = vec![0u64; schema.len()];
+    for rg in rgs {
+        for (c, name) in schema.iter_names().enumerate() {
+            if let Some(cols) = rg.columns_under_root_iter(name) {
+                for cc in cols {
+                    column_bytes[c] += cc.uncompressed_size().max(0) as u64;
+                }
+            }
+        }
+    }
+    ParquetPart {
+        file: i,
+        row_groups,
+        rows,
+        column_bytes,
+    }
+}
+
+/// Reads the footer of `file` and checks its schema against the frame's.
+fn open_parquet_file(file: FileRef, schema: &SchemaRef) -> Result<ParquetFile> {
+    let metadata = read_footer(&file)?;
+    let arrow_schema =
+        polars::io::parquet::read::infer_schema(&metadata).map_err(polars_at(&file.url))?;
+    let file_schema = Schema::from_arrow_schema(&arrow_schema);
+    if &file_schema != schema.as_ref() {
+        return Err(RaskError::msg(format!(
+            "{}: schema {:?} differs from the planned {:?} (the file changed)",
+            file.url, file_schema, schema
+        )));
+    }
+    let stats = stats::row_group_stats(&metadata, schema);
+    Ok(ParquetFile {
+        file,
+        metadata: Arc::new(metadata),
+        arrow_schema,
+        stats,
+    })
 }
 
 /// Reads the footer with one ranged GET (two when it is larger than the guess).
@@ -665,7 +718,21 @@ impl ParquetSource {
 
 impl Source for ParquetSource {
     fn name(&self) -> &str {
-        "rask.dataframe.read_parquet"
+        READ_PARQUET
+    }
+    fn part_params(&self, i: usize) -> Result<Vec<u8>> {
+        let part = &self.parts[i];
+        let o = &self.options;
+        crate::wire::encode(
+            READ_PARQUET,
+            &ParquetWire {
+                file: WireFile::of(&self.files[part.file].file),
+                row_groups: (part.row_groups.start as u64, part.row_groups.end as u64),
+                schema: self.schema.clone(),
+                row_groups_per_partition: o.row_groups_per_partition.map(|n| n as u64),
+                storage: WireStore::of(&o.storage),
+            },
+        )
     }
     fn tokenize(&self, t: &mut Tokenizer) {
         for f in &self.files {
@@ -740,8 +807,12 @@ impl Source for ParquetSource {
         for (r, bytes) in ranges.iter().zip(chunks) {
             buf[r.start as usize..r.end as usize].copy_from_slice(&bytes);
         }
+        // Row-group strategy: it skips the row groups outside the slice, whose bytes were not
+        // fetched (the column strategy decodes every row group from the first, and fails on
+        // the zeroed bytes of the ones before the slice).
         read(
-            ParquetReader::new(Cursor::new(buf)),
+            ParquetReader::new(Cursor::new(buf))
+                .read_parallel(polars::prelude::ParallelStrategy::RowGroups),
             columns,
             (offset, len),
             f,
@@ -782,6 +853,7 @@ impl Source for ParquetSource {
 struct NdjsonSource {
     files: Vec<FileRef>,
     schema: SchemaRef,
+    storage: StoreOptions,
 }
 
 /// Reads JSON-lines files (a path, URL or glob): one partition per file, dtypes inferred from
@@ -805,12 +877,23 @@ pub fn read_ndjson(pattern: &str, storage: StoreOptions) -> Result<DataFrame> {
     Ok(DataFrame::from_source(Arc::new(NdjsonSource {
         files,
         schema,
+        storage,
     })))
 }
 
 impl Source for NdjsonSource {
     fn name(&self) -> &str {
-        "rask.dataframe.read_ndjson"
+        READ_NDJSON
+    }
+    fn part_params(&self, i: usize) -> Result<Vec<u8>> {
+        crate::wire::encode(
+            READ_NDJSON,
+            &NdjsonWire {
+                file: WireFile::of(&self.files[i]),
+                schema: self.schema.clone(),
+                storage: WireStore::of(&self.storage),
+            },
+        )
     }
     fn tokenize(&self, t: &mut Tokenizer) {
         for f in &self.files {
@@ -851,5 +934,157 @@ impl Source for NdjsonSource {
             self.files[0].url,
             if self.files.len() > 1 { ", ..." } else { "" }
         )
+    }
+}
+
+// ---------------------------------------------------------------- the wire
+
+const READ_CSV: &str = "rask.dataframe.read_csv";
+const READ_PARQUET: &str = "rask.dataframe.read_parquet";
+const READ_NDJSON: &str = "rask.dataframe.read_ndjson";
+
+/// A file as the planning process saw it: a worker reads the same bytes (size, modification
+/// time and ETag travel so the token and any check agree) without listing or stating again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireFile {
+    url: String,
+    size: u64,
+    modified_ns: i64,
+    e_tag: Option<String>,
+}
+
+impl WireFile {
+    fn of(f: &FileRef) -> WireFile {
+        WireFile {
+            url: f.url.clone(),
+            size: f.size,
+            modified_ns: f.modified_ns,
+            e_tag: f.e_tag.clone(),
+        }
+    }
+
+    fn open(self, options: &StoreOptions) -> Result<FileRef> {
+        let store = IoStore::open(&self.url, options)?;
+        Ok(FileRef {
+            url: self.url,
+            store,
+            size: self.size,
+            modified_ns: self.modified_ns,
+            e_tag: self.e_tag,
+        })
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CsvWire {
+    file: WireFile,
+    start: u64,
+    end: u64,
+    #[serde(with = "crate::wire::schema_ref")]
+    schema: SchemaRef,
+    has_header: bool,
+    separator: u8,
+    null_values: Vec<String>,
+    #[serde(with = "crate::wire::pl")]
+    dtypes: Vec<(String, DataType)>,
+    #[serde(with = "crate::wire::pl")]
+    given_schema: Option<Schema>,
+    infer_schema_rows: u64,
+    blocksize: u64,
+    storage: WireStore,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ParquetWire {
+    file: WireFile,
+    row_groups: (u64, u64),
+    #[serde(with = "crate::wire::schema_ref")]
+    schema: SchemaRef,
+    row_groups_per_partition: Option<u64>,
+    storage: WireStore,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NdjsonWire {
+    file: WireFile,
+    #[serde(with = "crate::wire::schema_ref")]
+    schema: SchemaRef,
+    storage: WireStore,
+}
+
+/// The one-partition source a reader's [`Source::part_params`] encoded.
+pub(crate) fn decode_source(name: &str, bytes: &[u8]) -> Result<Arc<dyn Source>> {
+    match name {
+        READ_CSV => {
+            let w: CsvWire = crate::wire::decode(name, bytes)?;
+            if w.start > w.end || w.end > w.file.size {
+                return Err(RaskError::Serialization {
+                    what: format!("parameters of op `{name}`"),
+                    message: format!(
+                        "byte range {}..{} outside a file of {} bytes",
+                        w.start, w.end, w.file.size
+                    ),
+                });
+            }
+            let options = CsvOptions {
+                has_header: w.has_header,
+                separator: w.separator,
+                null_values: w.null_values,
+                dtypes: w.dtypes,
+                schema: w.given_schema,
+                infer_schema_rows: w.infer_schema_rows as usize,
+                blocksize: w.blocksize,
+                storage: w.storage.options(),
+            };
+            let file = w.file.open(&options.storage)?;
+            Ok(Arc::new(CsvSource {
+                files: vec![file],
+                parts: vec![CsvPart {
+                    file: 0,
+                    start: w.start,
+                    end: w.end,
+                }],
+                schema: w.schema,
+                options,
+            }))
+        }
+        READ_PARQUET => {
+            let w: ParquetWire = crate::wire::decode(name, bytes)?;
+            let options = ParquetOptions {
+                row_groups_per_partition: w.row_groups_per_partition.map(|n| n as usize),
+                storage: w.storage.options(),
+            };
+            let file = w.file.open(&options.storage)?;
+            let f = open_parquet_file(file, &w.schema)?;
+            let (start, end) = (w.row_groups.0 as usize, w.row_groups.1 as usize);
+            if start > end || end > f.metadata.row_groups.len() {
+                return Err(RaskError::msg(format!(
+                    "{}: row groups {start}..{end} of a file with {} (the file changed)",
+                    f.file.url,
+                    f.metadata.row_groups.len()
+                )));
+            }
+            let part = parquet_part(0, &f, &w.schema, start..end);
+            Ok(Arc::new(ParquetSource {
+                files: vec![f],
+                parts: vec![part],
+                schema: w.schema,
+                options,
+            }))
+        }
+        READ_NDJSON => {
+            let w: NdjsonWire = crate::wire::decode(name, bytes)?;
+            let storage = w.storage.options();
+            let file = w.file.open(&storage)?;
+            Ok(Arc::new(NdjsonSource {
+                files: vec![file],
+                schema: w.schema,
+                storage,
+            }))
+        }
+        other => Err(RaskError::Serialization {
+            what: format!("op `{other}`"),
+            message: "not a DataFrame reader".into(),
+        }),
     }
 }

@@ -9,3 +9,4 @@ mod object_store;
 mod readers;
 mod shuffle;
 mod transforms;
+mod wire;

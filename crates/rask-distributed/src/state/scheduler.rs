@@ -1185,8 +1185,15 @@ impl ClusterState {
         if task.who_has.contains(&w) {
             return;
         }
+        // One size per task: the first replica's. A copy may report another size (a frame
+        // decoded on the receiving worker no longer shares its sender's buffers); counting
+        // each holder with the task's one size keeps `managed` equal to what
+        // `drop_replicas` and `missing_data` take off again.
+        if task.who_has.is_empty() {
+            task.nbytes = nbytes;
+        }
+        let nbytes = task.nbytes;
         task.who_has.push(w);
-        task.nbytes = nbytes;
         let ws = self.workers.get_mut(&w).expect("replica on a live worker");
         ws.has.insert(t);
         ws.managed += nbytes;
@@ -2594,6 +2601,29 @@ mod tests {
         assert_eq!(s.s.n_tasks(), 0);
         assert!(s.workers[&w1].held.is_empty());
         assert!(s.s.heap_bytes() < 10_000);
+    }
+
+    #[test]
+    fn a_replica_of_another_size_counts_with_the_task_s_size() {
+        // A copy decoded on another worker may report another size (a DataFrame partition
+        // no longer sharing its sender's buffers): releasing it must not underflow.
+        let mut s = sim();
+        let w1 = s.add_worker(1);
+        let w2 = s.add_worker(1);
+        s.client(1, update(vec![ct("a", &[], 0)], &["a"]));
+        s.finish("a");
+        assert_eq!(s.s.who_has(&k("a")), vec![w1]);
+        let fw2 = s.workers.get_mut(&w2).unwrap();
+        fw2.held.insert(k("a"), 1000);
+        fw2.outbox.push_back(FromWorker::AddKeys {
+            keys: vec![(k("a"), 1000)],
+        });
+        s.flush(w2);
+        assert_eq!(s.s.who_has(&k("a")).len(), 2);
+        s.s.check_invariants();
+        s.client(1, ToScheduler::Release { keys: vec![k("a")] });
+        s.s.check_invariants();
+        assert_eq!(s.s.n_tasks(), 0);
     }
 
     #[test]

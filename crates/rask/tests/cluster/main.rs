@@ -11,6 +11,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rask::distributed::{Client, LocalCluster, LocalClusterOptions, SchedulerOptions};
 
 mod collections;
+mod dataframe;
 mod faults;
 mod futures;
 mod memory;
@@ -67,6 +68,7 @@ fn main() {
     let mut tests = Vec::new();
     tests.extend(futures::tests());
     tests.extend(collections::tests());
+    tests.extend(dataframe::tests());
     tests.extend(faults::tests());
     tests.extend(memory::tests());
     libtest_mimic::run(&args, tests).exit();
