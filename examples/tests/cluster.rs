@@ -85,6 +85,36 @@ fn normal_mean() -> Result<(), Failed> {
     Ok(())
 }
 
+/// The flights groupby on the cluster: the same means as the local scheduler and as a
+/// sequential loop over the files.
+fn flights_groupby() -> Result<(), Failed> {
+    use rask_examples::dataframe_tutorial::{
+        differences, mean_delay_dataframe, mean_delay_sequential,
+    };
+    use rask_examples::datasets::{FlightsOptions, Format, write_flights};
+    let dir = tempfile::tempdir()?;
+    let opts = FlightsOptions {
+        years: 1990..=1993,
+        rows_per_year: 5_000,
+        format: Format::Csv,
+        ..Default::default()
+    };
+    write_flights(dir.path(), &opts)?;
+    let c = client();
+    let on_cluster = mean_delay_dataframe(dir.path(), &Config::default().with_client(Some(c)))?;
+    let local = mean_delay_dataframe(dir.path(), &Config::default())?;
+    let sequential = mean_delay_sequential(dir.path())?;
+    let diff = [
+        differences(&sequential, &on_cluster, 1e-9),
+        differences(&local, &on_cluster, 1e-9),
+    ]
+    .concat();
+    if !diff.is_empty() || on_cluster.is_empty() {
+        return Err(format!("cluster and local disagree: {diff:?}").into());
+    }
+    Ok(())
+}
+
 fn emergency_lab() -> Result<(), Failed> {
     let c = client();
     // The same grid in two folders: the cluster's PNG and the oracle's must not overwrite
@@ -153,6 +183,7 @@ fn main() {
         Trial::test("cluster_monte_carlo_pi", pi),
         Trial::test("cluster_futures_composed", composed),
         Trial::test("cluster_normal_mean", normal_mean),
+        Trial::test("cluster_flights_groupby", flights_groupby),
         Trial::test("emergency_lab", emergency_lab),
     ];
     libtest_mimic::run(&args, tests).exit();
