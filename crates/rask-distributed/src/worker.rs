@@ -233,8 +233,14 @@ struct Job {
 enum Event {
     Scheduler(Vec<ToWorker>),
     SchedulerGone(String),
-    /// A task ran: its result and how long it ran (microseconds).
-    Executed(Key, std::result::Result<Value, RemoteError>, u32),
+    /// A task ran: its result, how long it ran (microseconds) and its op (None when it did
+    /// not run: an input could not be read).
+    Executed(
+        Key,
+        std::result::Result<Value, RemoteError>,
+        u32,
+        Option<Arc<WireOp>>,
+    ),
     Fetched {
         from: String,
         keys: Vec<Key>,
@@ -307,14 +313,30 @@ fn executor_thread(queue: JobQueue, events: mpsc::UnboundedSender<Event>) {
                 g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let started = std::time::Instant::now();
-        let result = run_job(&job);
-        let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
-        if events.send(Event::Executed(job.key, result, us)).is_err() {
+        let (result, us) = run_timed(&job);
+        if events
+            .send(Event::Executed(job.key, result, us, Some(job.op)))
+            .is_err()
+        {
             return;
         }
     }
 }
+
+/// [`run_job`] and how long it took, in microseconds.
+fn run_timed(job: &Job) -> (std::result::Result<Value, RemoteError>, u32) {
+    let started = std::time::Instant::now();
+    let result = run_job(job);
+    let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;
+    (result, us)
+}
+
+/// Ops averaging less than this (microseconds) over at least [`INLINE_AFTER_RUNS`] runs
+/// execute on the I/O thread itself: handing such a task to an executor thread and its
+/// result back costs two thread wake-ups, several times the task. A heartbeat or a peer's
+/// fetch waits at most for one such task.
+const INLINE_BELOW_US: f64 = 50.0;
+const INLINE_AFTER_RUNS: u32 = 3;
 
 /// Decodes the op and runs it, turning errors and panics into a `RemoteError` naming the task.
 fn run_job(job: &Job) -> std::result::Result<Value, RemoteError> {
@@ -616,6 +638,7 @@ async fn run_session(
         ev_tx: ev_tx.clone(),
         peers: peers.clone(),
         inline_limit: WorkerConfig::new(opts.nthreads, opts.memory_limit).inline_limit,
+        op_times: FxHashMap::default(),
     };
     let outcome = loop {
         let retry_sleep = async {
@@ -677,9 +700,29 @@ struct Ctx {
     ev_tx: mpsc::UnboundedSender<Event>,
     peers: PeerPool,
     inline_limit: u64,
+    /// Per op name: average run time (microseconds) and how many runs it covers.
+    op_times: FxHashMap<String, (f64, u32)>,
 }
 
 impl Ctx {
+    fn learn_time(&mut self, op: &WireOp, us: u32) {
+        match self.op_times.get_mut(op.name.as_str()) {
+            Some((avg, n)) => {
+                *avg = 0.5 * *avg + 0.5 * us as f64;
+                *n = n.saturating_add(1);
+            }
+            None => {
+                self.op_times.insert(op.name.clone(), (us as f64, 1));
+            }
+        }
+    }
+
+    fn runs_inline(&self, op: &WireOp) -> bool {
+        self.op_times
+            .get(op.name.as_str())
+            .is_some_and(|&(avg, n)| n >= INLINE_AFTER_RUNS && avg < INLINE_BELOW_US)
+    }
+
     /// Applies one event. `Some(None)`: the scheduler is gone; `Some(Some(exit))`: stop.
     fn apply(&mut self, ev: Event, ws: &mut WorkerState) -> Option<Option<WorkerExit>> {
         match ev {
@@ -729,7 +772,10 @@ impl Ctx {
                 tracing::warn!("scheduler connection ended: {why}");
                 Some(None)
             }
-            Event::Executed(key, result, us) => {
+            Event::Executed(key, result, us, op) => {
+                if let Some(op) = &op {
+                    self.learn_time(op, us);
+                }
                 match result {
                     Ok(value) => {
                         let nbytes = value.nbytes() as u64;
@@ -808,6 +854,18 @@ impl Ctx {
                             }
                         }
                         match missing {
+                            None if self.runs_inline(&op) => {
+                                // Reported through the event queue like a pool result, so
+                                // the state machine sees the same order of events.
+                                let job = Job { key, op, inputs };
+                                let (result, us) = run_timed(&job);
+                                let _ = self.ev_tx.send(Event::Executed(
+                                    job.key,
+                                    result,
+                                    us,
+                                    Some(job.op),
+                                ));
+                            }
                             None => self.pool.submit(Job { key, op, inputs }),
                             Some(message) => {
                                 let err = RemoteError {
@@ -816,7 +874,7 @@ impl Ctx {
                                     kind: ErrorKind::Failed,
                                     message,
                                 };
-                                let _ = self.ev_tx.send(Event::Executed(key, Err(err), 0));
+                                let _ = self.ev_tx.send(Event::Executed(key, Err(err), 0, None));
                             }
                         }
                     }
