@@ -5,9 +5,14 @@
 //!   the time includes building, submitting and the result's return. `RASK_CLUSTER_N`
 //!   (default 100000: 200k tasks).
 //! * `cluster_roundtrip`: one `submit` + `result` of a trivial task, median of many.
+//! * `cluster_scheduler_ping`: the client-scheduler leg of a round trip alone.
 //! * `cluster_transfer`: a 256 MB `f64` block made on a worker, then fetched from that
 //!   worker's data port (the path a worker's input fetch takes: request, value frame,
 //!   decode), in GB/s.
+//! * `cluster_transfer_w2w`: worker to worker. Two 256 MB blocks made on the two workers,
+//!   then a task taking both: it runs beside one and fetches the other from its peer. The
+//!   time is from submitting that task to its (inline) result, so it includes one
+//!   scheduling round trip (about 0.1 ms) besides the transfer and the decode.
 //! * `scheduler_bytes_per_task`: the scheduler state's heap per task after one submission of
 //!   1M tasks (the same graph) with no worker to run them.
 //!
@@ -33,6 +38,11 @@ fn add(x: i64, y: i64) -> i64 {
 #[rask::delayed]
 fn block(n: u64) -> Vec<f64> {
     (0..n).map(|i| i as f64).collect()
+}
+
+#[rask::delayed]
+fn total_len(a: Vec<f64>, b: Vec<f64>) -> u64 {
+    (a.len() + b.len()) as u64
 }
 
 fn build(n: usize) -> Delayed<i64> {
@@ -128,6 +138,31 @@ fn main() -> anyhow::Result<()> {
         ),
     );
 
+    // The client-scheduler leg alone (an Info request and its answer), to split the round
+    // trip into its hops.
+    let mut pings: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            client.raw().scheduler_info().expect("info");
+            t.elapsed()
+        })
+        .collect();
+    pings.sort();
+    let ping = pings[pings.len() / 2];
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_scheduler_ping")),
+            ("n", "1".into()),
+            ("scheduler", s("cluster-2x1")),
+            ("median_s", ping.as_secs_f64().to_string()),
+        ],
+        &format!(
+            "client to scheduler and back: median {:.1} us",
+            ping.as_secs_f64() * 1e6
+        ),
+    );
+
     // 256 MB block: made on a worker, then fetched from its data port.
     let len = 32 * 1024 * 1024u64;
     let mut rates = Vec::new();
@@ -154,6 +189,45 @@ fn main() -> anyhow::Result<()> {
             ("gb_per_s", rate.to_string()),
         ],
         &format!("256 MB block from a worker: {rate:.2} GB/s"),
+    );
+
+    // Worker to worker: both blocks must sit on different workers for the consumer to fetch
+    // one; the scheduler spreads two roots over two idle one-thread workers, and this checks.
+    let mut rates = Vec::new();
+    let mut tries = 0;
+    while rates.len() < repeats && tries < 4 * repeats {
+        tries += 1;
+        let a = client.submit(&block(len))?;
+        let b = client.submit(&block(len))?;
+        client
+            .raw()
+            .wait(&[a.key().clone(), b.key().clone()], true, None)?;
+        let spread = client.raw().scheduler_info()?.iter().all(|w| w.keys == 1);
+        if !spread {
+            continue;
+        }
+        let t = Instant::now();
+        let n = client.submit(&total_len(&a, &b))?.result()?;
+        let dt = t.elapsed();
+        anyhow::ensure!(n == 2 * len, "wrong length {n}");
+        rates.push(len as f64 * 8.0 / dt.as_secs_f64() / 1e9);
+    }
+    anyhow::ensure!(
+        !rates.is_empty(),
+        "the two blocks never landed on different workers"
+    );
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_transfer_w2w")),
+            ("n", (len * 8).to_string()),
+            ("scheduler", s("cluster-2x1")),
+            ("median_s", (len as f64 * 8.0 / rate / 1e9).to_string()),
+            ("gb_per_s", rate.to_string()),
+        ],
+        &format!("256 MB block worker to worker: {rate:.2} GB/s"),
     );
     drop(client);
     drop(cluster);

@@ -472,13 +472,10 @@ impl Client {
                 .await
                 {
                     Ok((mut values, _)) => {
+                        // Not cached here (only small inline values are): a cached copy
+                        // would hold a large value in the client for as long as its future
+                        // lives, and would make handing out the owned value a full copy.
                         if let Some((_, v)) = values.pop() {
-                            let mut s = lock(&self.inner.shared);
-                            if let Some(e) = s.keys.get_mut(key)
-                                && let KeyStatus::Finished { value, .. } = &mut e.status
-                            {
-                                *value = Some(v.clone());
-                            }
                             return Ok(v);
                         }
                     }

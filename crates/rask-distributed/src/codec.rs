@@ -82,12 +82,13 @@ impl EncodedFrame {
 /// they were.
 pub fn encode<M: Serialize + CarriesValues>(msgs: &mut [M]) -> Result<EncodedFrame, CodecError> {
     let header = postcard::to_stdvec(&*msgs).map_err(|e| CodecError::Malformed(e.to_string()))?;
-    let mut values: Vec<Bytes> = Vec::new();
+    let mut values: Vec<(Bytes, Bytes)> = Vec::new();
     for m in msgs.iter_mut() {
-        m.for_each_value(&mut |v| values.push(v.data.clone()));
+        m.for_each_value(&mut |v| values.push((v.head.clone(), v.data.clone())));
     }
     let table = 4 + 8 * values.len();
-    let body_len = 2 + 4 + header.len() + table + values.iter().map(Bytes::len).sum::<usize>();
+    let body_len =
+        2 + 4 + header.len() + table + values.iter().map(|(h, d)| h.len() + d.len()).sum::<usize>();
     let mut head = BytesMut::with_capacity(8 + 2 + 4 + header.len() + table);
     head.put_u64_le(body_len as u64);
     head.put_u16_le(PROTOCOL_VERSION);
@@ -96,13 +97,103 @@ pub fn encode<M: Serialize + CarriesValues>(msgs: &mut [M]) -> Result<EncodedFra
     head.put_u32_le(header_len);
     head.extend_from_slice(&header);
     head.put_u32_le(values.len() as u32);
-    for v in &values {
-        head.put_u64_le(v.len() as u64);
+    for (h, d) in &values {
+        head.put_u64_le((h.len() + d.len()) as u64);
     }
     let mut parts = Vec::with_capacity(1 + values.len());
     parts.push(head.freeze());
-    parts.extend(values.into_iter().filter(|v| !v.is_empty()));
+    for (h, d) in values {
+        parts.extend([h, d].into_iter().filter(|b| !b.is_empty()));
+    }
     Ok(EncodedFrame { parts })
+}
+
+/// What [`read_head`] gives: the messages (each value's bytes still to be read) and the
+/// length of every value, in [`CarriesValues`] order. Exactly the sum of the lengths is left
+/// to read from the frame.
+pub struct FrameHead<M> {
+    pub msgs: Vec<M>,
+    pub value_lens: Vec<u64>,
+}
+
+/// Reads a frame's length prefix, header and value table from a blocking reader, leaving the
+/// values themselves unread: the caller reads each straight into its final memory (a large
+/// block is then never staged in a frame buffer). `Ok(None)`: the other side closed cleanly
+/// before the frame. Every length is checked against the frame before use.
+pub fn read_head<M: DeserializeOwned + CarriesValues>(
+    r: &mut impl std::io::Read,
+    max: u64,
+) -> Result<Option<FrameHead<M>>, std::io::Error> {
+    use std::io::{Error, ErrorKind};
+    let bad = |e: CodecError| Error::new(ErrorKind::InvalidData, e.to_string());
+    let mut prefix = [0u8; 8];
+    let mut got = 0;
+    while got < 8 {
+        match r.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(bad(CodecError::Truncated("length prefix"))),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut left = body_len(prefix, max).map_err(bad)?;
+    let mut take = |n: u64, what: &'static str| -> Result<Vec<u8>, Error> {
+        if n > left {
+            return Err(bad(CodecError::Truncated(what)));
+        }
+        left -= n;
+        let mut b = vec![0u8; n as usize];
+        r.read_exact(&mut b).map_err(|e| {
+            if e.kind() == ErrorKind::UnexpectedEof {
+                bad(CodecError::Truncated(what))
+            } else {
+                e
+            }
+        })?;
+        Ok(b)
+    };
+    let version = u16::from_le_bytes(take(2, "version")?[..].try_into().expect("2 bytes"));
+    if version != PROTOCOL_VERSION {
+        return Err(bad(CodecError::Version {
+            theirs: version,
+            ours: PROTOCOL_VERSION,
+        }));
+    }
+    let header_len = u32::from_le_bytes(take(4, "header length")?[..].try_into().expect("4"));
+    let header = take(header_len as u64, "header")?;
+    let n_values = u32::from_le_bytes(take(4, "value count")?[..].try_into().expect("4")) as u64;
+    let table = take(
+        n_values
+            .checked_mul(8)
+            .ok_or(bad(CodecError::Truncated("value table")))?,
+        "value table",
+    )?;
+    let value_lens: Vec<u64> = table
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let total = value_lens
+        .iter()
+        .try_fold(0u64, |a, &b| a.checked_add(b))
+        .ok_or(bad(CodecError::Truncated("values")))?;
+    if total != left {
+        return Err(bad(CodecError::Malformed(format!(
+            "the value table announces {total} bytes, the frame holds {left}"
+        ))));
+    }
+    let mut msgs: Vec<M> =
+        postcard::from_bytes(&header).map_err(|e| bad(CodecError::Malformed(e.to_string())))?;
+    let mut n_visited = 0u64;
+    for m in msgs.iter_mut() {
+        m.for_each_value(&mut |_| n_visited += 1);
+    }
+    if n_visited != n_values {
+        return Err(bad(CodecError::Malformed(
+            "the value table does not match the messages".into(),
+        )));
+    }
+    Ok(Some(FrameHead { msgs, value_lens }))
 }
 
 /// Reads the body length from a frame's first 8 bytes, refusing one over `max`.
@@ -273,6 +364,58 @@ mod tests {
             );
         }
         assert!(decode::<ToWorker>(body.slice(..body.len() - 1)).is_err());
+    }
+
+    #[test]
+    fn a_split_value_is_one_value_on_the_wire_and_read_head_leaves_the_values_to_read() {
+        let mut msgs = vec![PeerResponse::Data {
+            values: vec![
+                (
+                    Key::named("a"),
+                    WireValue::split(
+                        "t",
+                        Bytes::from_static(b"HEAD"),
+                        Bytes::from(vec![9u8; 5000]),
+                    ),
+                ),
+                (Key::named("b"), WireValue::new("u", vec![1u8, 2, 3])),
+            ],
+            missing: vec![Key::named("c")],
+        }];
+        let frame = encode(&mut msgs).unwrap().to_bytes();
+        // The in-memory decoder sees the head and body as one value.
+        let back: Vec<PeerResponse> = decode(frame.slice(8..)).unwrap();
+        let PeerResponse::Data { values, missing } = &back[0] else {
+            panic!("data")
+        };
+        assert_eq!(values[0].1.data.len(), 5004);
+        assert!(values[0].1.head.is_empty());
+        assert_eq!(&values[0].1.data[..4], b"HEAD");
+        assert_eq!(missing, &vec![Key::named("c")]);
+        // The streaming reader stops at the values and says how long each is.
+        let mut r = &frame[..];
+        let head = read_head::<PeerResponse>(&mut r, u64::MAX)
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.value_lens, vec![5004, 3]);
+        assert_eq!(r.len(), 5007);
+        assert_eq!(&r[..4], b"HEAD");
+        // Every truncation of the head is an error, never a panic; an empty input is a clean
+        // close.
+        assert!(
+            read_head::<PeerResponse>(&mut &frame[..0], u64::MAX)
+                .unwrap()
+                .is_none()
+        );
+        let head_len = frame.len() - 5007;
+        for cut in 1..head_len {
+            assert!(
+                read_head::<PeerResponse>(&mut &frame[..cut], u64::MAX).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // A frame over the limit is refused before anything is read.
+        assert!(read_head::<PeerResponse>(&mut &frame[..], 100).is_err());
     }
 
     #[test]

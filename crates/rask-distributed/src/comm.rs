@@ -63,6 +63,18 @@ pub fn split(stream: TcpStream, max_frame: u64) -> (FrameReader, FrameWriter) {
     )
 }
 
+/// Joins the two halves back into one stream (to hand a connection to blocking code after
+/// its handshake). Fails if the reader holds bytes it has not handed out.
+pub fn reunite(r: FrameReader, w: FrameWriter) -> std::result::Result<TcpStream, String> {
+    if !r.inner.buffer().is_empty() {
+        return Err("bytes after the handshake".into());
+    }
+    r.inner
+        .into_inner()
+        .reunite(w.inner)
+        .map_err(|e| e.to_string())
+}
+
 impl FrameReader {
     pub fn peer(&self) -> &str {
         &self.peer
@@ -92,11 +104,22 @@ impl FrameReader {
             got += n;
         }
         let len = codec::body_len(prefix, self.max_frame).map_err(|e| comm_error(&self.peer, e))?;
-        let mut body = BytesMut::zeroed(len as usize);
-        self.inner
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| comm_error(&self.peer, format!("frame of {len} bytes cut short: {e}")))?;
+        // Read into uninitialized capacity: zeroing a large frame first would cost a whole
+        // pass over its memory.
+        let len = len as usize;
+        let mut body = BytesMut::with_capacity(len);
+        while body.len() < len {
+            let mut limited = (&mut self.inner).take((len - body.len()) as u64);
+            let n = limited.read_buf(&mut body).await.map_err(|e| {
+                comm_error(&self.peer, format!("frame of {len} bytes cut short: {e}"))
+            })?;
+            if n == 0 {
+                return Err(comm_error(
+                    &self.peer,
+                    format!("frame of {len} bytes cut short after {} bytes", body.len()),
+                ));
+            }
+        }
         let msgs = codec::decode(body.freeze()).map_err(|e| comm_error(&self.peer, e))?;
         Ok(Some(msgs))
     }

@@ -116,6 +116,11 @@ pub struct WireOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireValue {
     pub type_tag: String,
+    /// Sending side only: bytes that go before `data` (a large value's small spill head,
+    /// when its body is sent straight from the value's memory). Decoding leaves it empty and
+    /// puts every byte in `data`.
+    #[serde(skip)]
+    pub head: Bytes,
     /// Filled by the codec from the frame's payload section.
     #[serde(skip)]
     pub data: Bytes,
@@ -125,8 +130,27 @@ impl WireValue {
     pub fn new(type_tag: impl Into<String>, data: impl Into<Bytes>) -> Self {
         WireValue {
             type_tag: type_tag.into(),
+            head: Bytes::new(),
             data: data.into(),
         }
+    }
+
+    /// A value sent as `head` then `body`, without joining them.
+    pub fn split(type_tag: impl Into<String>, head: Bytes, body: Bytes) -> Self {
+        WireValue {
+            type_tag: type_tag.into(),
+            head,
+            data: body,
+        }
+    }
+
+    /// Its bytes on the wire.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -375,15 +375,90 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Encodes a value for the wire.
+/// Values at least this large are sent from their own memory when their type allows it
+/// (`Data::spill_view`), not copied into an encode buffer first.
+const SEND_IN_PLACE_FROM: usize = 64 << 10;
+
+/// A value's body as `Bytes` that borrow the value's memory (kept alive by the `Value`).
+struct ValueBody(Value);
+
+impl AsRef<[u8]> for ValueBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.spill_view().map(|(_, body)| body).unwrap_or(&[])
+    }
+}
+
+/// Encodes a value for the wire. A large `Vec` or standard-layout array of numbers is sent
+/// in place: its small head is encoded, its body is the value's own memory.
 pub(crate) fn to_wire(v: &Value) -> Result<WireValue> {
+    if v.nbytes() >= SEND_IN_PLACE_FROM
+        && rask_graph::ValueRegistry::global().contains(v.type_tag())
+        && let Some((head, _)) = v.spill_view()
+    {
+        let body = bytes::Bytes::from_owner(ValueBody(v.clone()));
+        return Ok(WireValue::split(v.type_tag(), head.into(), body));
+    }
     let (tag, bytes) = v.encode()?;
     Ok(WireValue::new(tag, bytes))
 }
 
 /// Decodes a value from the wire.
 pub(crate) fn from_wire(v: &WireValue) -> Result<Value> {
-    Value::decode(&v.type_tag, &v.data)
+    if v.head.is_empty() {
+        return Value::decode(&v.type_tag, &v.data);
+    }
+    // Only a value encoded in this process has a separate head (tests, local loops).
+    let mut joined = Vec::with_capacity(v.len());
+    joined.extend_from_slice(&v.head);
+    joined.extend_from_slice(&v.data);
+    Value::decode(&v.type_tag, &joined)
+}
+
+/// Reads the values of a `GetData` answer straight from the connection into their final
+/// memory (no frame buffer in between), decoding each by its type tag.
+fn read_data_answer(r: &mut impl std::io::Read, max_frame: u64, peer: &str) -> Result<PeerAnswer> {
+    let comm_err = |m: String| RaskError::Comm {
+        peer: peer.to_string(),
+        message: m,
+    };
+    let head = crate::codec::read_head::<PeerResponse>(r, max_frame)
+        .map_err(|e| comm_err(format!("reading a GetData answer: {e}")))?
+        .ok_or_else(|| comm_err("connection closed before the GetData answer".into()))?;
+    let mut msgs = head.msgs.into_iter();
+    let (Some(resp), None) = (msgs.next(), msgs.next()) else {
+        return Err(comm_err("a GetData answer must be one message".into()));
+    };
+    match resp {
+        PeerResponse::Busy => Ok(PeerAnswer::Busy),
+        PeerResponse::Data { values, missing } => {
+            let mut out = Vec::with_capacity(values.len());
+            for ((key, wire), len) in values.into_iter().zip(head.value_lens) {
+                let mut limited = std::io::Read::take(&mut *r, len);
+                let value = Value::decode_from(&wire.type_tag, &mut limited, len)
+                    .map_err(|e| e.context(format!("value of {key} from {peer}")))?;
+                if limited.limit() != 0 {
+                    return Err(comm_err(format!(
+                        "value of {key}: {} bytes left over after the value",
+                        limited.limit()
+                    )));
+                }
+                out.push((key, value));
+            }
+            Ok(PeerAnswer::Data {
+                values: out,
+                missing,
+            })
+        }
+    }
+}
+
+/// A decoded answer to `GetData`.
+pub(crate) enum PeerAnswer {
+    Data {
+        values: Vec<(Key, Value)>,
+        missing: Vec<Key>,
+    },
+    Busy,
 }
 
 /// The process's resident set size in bytes (0 where unknown).
@@ -404,50 +479,87 @@ pub fn process_rss() -> u64 {
     0
 }
 
-/// One open connection to a peer's data port.
-type PeerConnection = (FrameReader, FrameWriter);
-
-/// Connections to peers' data ports, kept for reuse.
+/// Connections to peers' data ports, kept for reuse. After the handshake a connection is a
+/// blocking socket used from tokio's blocking pool: an answer is read straight into the
+/// values' final memory, which a byte-stream decoder needs a blocking reader for.
 #[derive(Clone, Default)]
 struct PeerPool {
-    idle: Arc<Mutex<FxHashMap<String, Vec<PeerConnection>>>>,
+    idle: Arc<Mutex<FxHashMap<String, Vec<std::net::TcpStream>>>>,
     max_frame: u64,
     token: Option<String>,
 }
 
 impl PeerPool {
-    async fn get_data(&self, addr: &str, keys: Vec<Key>) -> Result<PeerResponse> {
+    async fn connect(&self, addr: &str) -> Result<std::net::TcpStream> {
+        let hello = Hello::Peer {
+            version: PROTOCOL_VERSION,
+            fingerprint: comm::local_fingerprint(),
+            token: self.token.clone(),
+        };
+        let (r, w, _) =
+            comm::connect_with(addr, hello, self.max_frame, Some(comm::PEER_LIVENESS)).await?;
+        let stream = comm::reunite(r, w).map_err(|e| RaskError::Comm {
+            peer: addr.to_string(),
+            message: e,
+        })?;
+        let std = stream.into_std().map_err(|e| RaskError::io(addr, e))?;
+        std.set_nonblocking(false)
+            .map_err(|e| RaskError::io(addr, e))?;
+        Ok(std)
+    }
+
+    async fn get_data(&self, addr: &str, keys: Vec<Key>) -> Result<PeerAnswer> {
         let conn = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.get_mut(addr).and_then(Vec::pop)
         };
-        let (mut r, mut w) = match conn {
+        let stream = match conn {
             Some(c) => c,
-            None => {
-                let hello = Hello::Peer {
-                    version: PROTOCOL_VERSION,
-                    fingerprint: comm::local_fingerprint(),
-                    token: self.token.clone(),
-                };
-                let (r, w, _) =
-                    comm::connect_with(addr, hello, self.max_frame, Some(comm::PEER_LIVENESS))
-                        .await?;
-                (r, w)
-            }
+            None => self.connect(addr).await?,
         };
-        w.send(&mut [PeerRequest::GetData { keys }]).await?;
-        let mut answer = r.recv_some::<PeerResponse>().await?;
-        let resp = answer.pop().ok_or_else(|| RaskError::Comm {
+        let max_frame = self.max_frame;
+        let peer = addr.to_string();
+        let (stream, answer) = tokio::task::spawn_blocking(move || {
+            let answer =
+                (|| {
+                    use std::io::Write;
+                    let frame = crate::codec::encode(&mut [PeerRequest::GetData { keys }])
+                        .map_err(|e| RaskError::Comm {
+                            peer: peer.clone(),
+                            message: e.to_string(),
+                        })?;
+                    (&stream)
+                        .write_all(&frame.to_bytes())
+                        .map_err(|e| RaskError::Comm {
+                            peer: peer.clone(),
+                            message: format!("sending GetData: {e}"),
+                        })?;
+                    let mut r = std::io::BufReader::with_capacity(64 << 10, &stream);
+                    let answer = read_data_answer(&mut r, max_frame, &peer)?;
+                    if !r.buffer().is_empty() {
+                        return Err(RaskError::Comm {
+                            peer: peer.clone(),
+                            message: "bytes after the GetData answer".into(),
+                        });
+                    }
+                    Ok(answer)
+                })();
+            (stream, answer)
+        })
+        .await
+        .map_err(|e| RaskError::Comm {
             peer: addr.to_string(),
-            message: "empty answer to GetData".into(),
+            message: format!("the fetch thread failed: {e}"),
         })?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(addr.to_string())
-            .or_default()
-            .push((r, w));
-        Ok(resp)
+        if answer.is_ok() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(addr.to_string())
+                .or_default()
+                .push(stream);
+        }
+        answer
     }
 }
 
@@ -466,15 +578,8 @@ pub async fn fetch_values(
     };
     loop {
         match pool.get_data(addr, keys.clone()).await? {
-            PeerResponse::Data { values, missing } => {
-                let mut out = Vec::with_capacity(values.len());
-                for (k, v) in values {
-                    let value = from_wire(&v).map_err(|e| e.context(format!("value of {k}")))?;
-                    out.push((k, value));
-                }
-                return Ok((out, missing));
-            }
-            PeerResponse::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
+            PeerAnswer::Data { values, missing } => return Ok((values, missing)),
+            PeerAnswer::Busy => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
@@ -883,24 +988,10 @@ impl Ctx {
                         let ev_tx = self.ev_tx.clone();
                         tokio::spawn(async move {
                             let outcome = match peers.get_data(&from, keys.clone()).await {
-                                Ok(PeerResponse::Data { values, missing }) => {
-                                    let decoded = tokio::task::spawn_blocking(move || {
-                                        let mut out = Vec::with_capacity(values.len());
-                                        for (k, v) in values {
-                                            let value = from_wire(&v)
-                                                .map_err(|e| format!("value of {k}: {e}"))?;
-                                            out.push((k, value));
-                                        }
-                                        Ok::<_, String>(out)
-                                    })
-                                    .await;
-                                    match decoded {
-                                        Ok(Ok(values)) => FetchOutcome::Data { values, missing },
-                                        Ok(Err(e)) => FetchOutcome::Failed(e),
-                                        Err(e) => FetchOutcome::Failed(e.to_string()),
-                                    }
+                                Ok(PeerAnswer::Data { values, missing }) => {
+                                    FetchOutcome::Data { values, missing }
                                 }
-                                Ok(PeerResponse::Busy) => FetchOutcome::Busy,
+                                Ok(PeerAnswer::Busy) => FetchOutcome::Busy,
                                 Err(e) => FetchOutcome::Failed(e.to_string()),
                             };
                             let _ = ev_tx.send(Event::Fetched {
@@ -1038,5 +1129,83 @@ async fn serve_data(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer_frame(values: Vec<(Key, WireValue)>) -> Vec<u8> {
+        let mut msgs = [PeerResponse::Data {
+            values,
+            missing: vec![Key::named("gone")],
+        }];
+        crate::codec::encode(&mut msgs).unwrap().to_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_large_block_is_sent_in_place_and_read_back_by_the_streaming_decoder() {
+        let block: Vec<f64> = (0..200_000).map(|i| i as f64 * 0.25).collect();
+        let wire = to_wire(&Value::new(block.clone())).unwrap();
+        assert!(
+            !wire.head.is_empty(),
+            "a large number vector is sent in place"
+        );
+        assert_eq!(wire.data.len(), block.len() * 8);
+        // Small values and types without a view are encoded whole.
+        assert!(
+            to_wire(&Value::new(vec![1.0f64; 10]))
+                .unwrap()
+                .head
+                .is_empty()
+        );
+        assert!(from_wire(&wire).unwrap().get::<Vec<f64>>(&"x").unwrap() == &block);
+
+        let frame = answer_frame(vec![
+            (Key::named("big"), wire),
+            (Key::named("small"), to_wire(&Value::new(7i64)).unwrap()),
+        ]);
+        let PeerAnswer::Data { values, missing } =
+            read_data_answer(&mut &frame[..], u64::MAX, "peer").unwrap()
+        else {
+            panic!("data")
+        };
+        assert_eq!(values[0].1.get::<Vec<f64>>(&"big").unwrap(), &block);
+        assert_eq!(values[1].1.get::<i64>(&"small").unwrap(), &7);
+        assert_eq!(missing, vec![Key::named("gone")]);
+
+        // Cut anywhere inside the values: an error naming the key, never a panic.
+        for cut in [frame.len() - 1, frame.len() - 9, frame.len() - 1000] {
+            let err = match read_data_answer(&mut &frame[..cut], u64::MAX, "peer") {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("cut at {cut} accepted"),
+            };
+            assert!(err.contains("big") || err.contains("small"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_value_whose_bytes_disagree_with_its_length_is_refused() {
+        // The table says 16 bytes, the i64 decoder reads 8: the rest is named, not ignored.
+        let frame = answer_frame(vec![(
+            Key::named("x"),
+            WireValue::new(std::any::type_name::<i64>(), vec![0u8; 16]),
+        )]);
+        let err = match read_data_answer(&mut &frame[..], u64::MAX, "peer") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(err.contains("left over"), "{err}");
+        // An unknown type tag names the key and the tag.
+        let frame = answer_frame(vec![(
+            Key::named("y"),
+            WireValue::new("no::Such", vec![0u8; 8]),
+        )]);
+        let err = match read_data_answer(&mut &frame[..], u64::MAX, "peer") {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(err.contains("no::Such") && err.contains('y'), "{err}");
     }
 }

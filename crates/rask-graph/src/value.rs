@@ -48,6 +48,23 @@ pub trait Data: Any + Send + Sync + Clone {
         ))
     }
 
+    /// The spill bytes as a small owned head and a body borrowed from the value's own memory,
+    /// when the value can be written that way (`Vec`s and standard-layout arrays of numbers).
+    /// `head ++ body` must equal what [`Data::spill`] writes. The wire sends a large value's
+    /// body straight from its memory instead of copying it into a buffer first.
+    fn spill_view(&self) -> Option<(Vec<u8>, &[u8])> {
+        None
+    }
+
+    /// The spill bytes of a slice as a view of its memory, where they are the same bytes
+    /// (numbers on little-endian targets).
+    fn slice_view(_items: &[Self]) -> Option<&[u8]>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
     /// Spills many values at once; numbers override this with one bulk copy.
     fn spill_slice(items: &[Self], w: &mut dyn Write) -> io::Result<bool>
     where
@@ -103,15 +120,42 @@ macro_rules! spill_number {
             r.read_exact(&mut b)?;
             Ok(<$t>::from_le_bytes(b))
         }
+        fn slice_view(items: &[Self]) -> Option<&[u8]> {
+            #[cfg(target_endian = "little")]
+            {
+                // Little-endian memory is already the spill format.
+                // SAFETY: a number type has no padding and every byte of it is initialized;
+                // the byte view covers exactly the slice's memory and borrows it.
+                Some(unsafe {
+                    std::slice::from_raw_parts(
+                        items.as_ptr().cast::<u8>(),
+                        std::mem::size_of_val(items),
+                    )
+                })
+            }
+            #[cfg(not(target_endian = "little"))]
+            {
+                let _ = items;
+                None
+            }
+        }
         fn spill_slice(items: &[Self], w: &mut dyn Write) -> io::Result<bool> {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            let mut buf = Vec::with_capacity(SIZE * items.len().min(8192));
-            for chunk in items.chunks(8192) {
-                buf.clear();
-                for v in chunk {
-                    buf.extend_from_slice(&v.to_le_bytes());
+            #[cfg(target_endian = "little")]
+            {
+                // One write, no copy.
+                w.write_all(Self::slice_view(items).expect("little-endian view"))?;
+            }
+            #[cfg(not(target_endian = "little"))]
+            {
+                const SIZE: usize = std::mem::size_of::<$t>();
+                let mut buf = Vec::with_capacity(SIZE * items.len().min(8192));
+                for chunk in items.chunks(8192) {
+                    buf.clear();
+                    for v in chunk {
+                        buf.extend_from_slice(&v.to_le_bytes());
+                    }
+                    w.write_all(&buf)?;
                 }
-                w.write_all(&buf)?;
             }
             Ok(true)
         }
@@ -119,16 +163,25 @@ macro_rules! spill_number {
             const SIZE: usize = std::mem::size_of::<$t>();
             // `n` may come from the wire: the vector grows with the bytes actually read, so a
             // hostile length fails at the end of the input instead of allocating up front.
-            let mut out = Vec::with_capacity(n.min(PREALLOC_ITEMS));
-            let mut buf = vec![0u8; SIZE * n.min(8192)];
+            // Reads go straight into the vector in steps of up to 8 MiB.
+            const STEP: usize = (8 << 20) / SIZE;
+            let mut out: Vec<$t> = Vec::with_capacity(n.min(PREALLOC_ITEMS));
             let mut left = n;
             while left > 0 {
-                let k = left.min(8192);
-                r.read_exact(&mut buf[..k * SIZE])?;
+                let k = left.min(STEP);
                 grow_exact(&mut out, n, k);
-                out.extend(buf[..k * SIZE].chunks_exact(SIZE).map(|c| {
-                    <$t>::from_le_bytes(c.try_into().expect("chunks_exact gives SIZE bytes"))
-                }));
+                let start = out.len();
+                out.resize(start + k, <$t>::default());
+                // SAFETY: the byte view covers the `k` numbers just added, which are
+                // initialized; any bit pattern is a valid number of this type.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(out[start..].as_mut_ptr().cast::<u8>(), k * SIZE)
+                };
+                r.read_exact(bytes)?;
+                #[cfg(not(target_endian = "little"))]
+                for v in &mut out[start..] {
+                    *v = <$t>::from_le_bytes(v.to_ne_bytes());
+                }
                 left -= k;
             }
             Ok(out)
@@ -302,6 +355,10 @@ impl<T: Data> Data for Vec<T> {
         w.write_all(&(self.len() as u64).to_le_bytes())?;
         T::spill_slice(self, w)
     }
+    fn spill_view(&self) -> Option<(Vec<u8>, &[u8])> {
+        let body = T::slice_view(self)?;
+        Some(((self.len() as u64).to_le_bytes().to_vec(), body))
+    }
     fn unspill(r: &mut dyn Read) -> io::Result<Self> {
         let n = read_len(r)?;
         T::unspill_vec(r, n)
@@ -423,6 +480,15 @@ impl<T: Data, D: ndarray::Dimension + 'static> Data for ndarray::Array<T, D> {
             None => T::spill_slice(&self.iter().cloned().collect::<Vec<T>>(), w),
         }
     }
+    fn spill_view(&self) -> Option<(Vec<u8>, &[u8])> {
+        let body = T::slice_view(self.as_slice()?)?;
+        let mut head = Vec::with_capacity(8 * (1 + self.ndim()));
+        head.extend_from_slice(&(self.ndim() as u64).to_le_bytes());
+        for &d in self.shape() {
+            head.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        Some((head, body))
+    }
     fn unspill(r: &mut dyn Read) -> io::Result<Self> {
         let ndim = read_len(r)?;
         let mut shape = Vec::with_capacity(ndim.min(64));
@@ -487,6 +553,7 @@ pub struct Value {
 pub struct SpillFns {
     encode: fn(&dyn Any, &mut dyn Write) -> io::Result<bool>,
     decode: fn(&mut dyn Read) -> io::Result<Value>,
+    view: fn(&dyn Any) -> Option<(Vec<u8>, &[u8])>,
 }
 
 impl SpillFns {
@@ -500,9 +567,13 @@ impl SpillFns {
         fn decode<T: Data>(r: &mut dyn Read) -> io::Result<Value> {
             T::unspill(r).map(Value::new)
         }
+        fn view<T: Data>(v: &dyn Any) -> Option<(Vec<u8>, &[u8])> {
+            v.downcast_ref::<T>()?.spill_view()
+        }
         SpillFns {
             encode: encode::<T>,
             decode: decode::<T>,
+            view: view::<T>,
         }
     }
 
@@ -539,6 +610,12 @@ impl Value {
             Some(fns) if (fns.encode)(self.inner.as_any(), w)? => Ok(Some(fns)),
             _ => Ok(None),
         }
+    }
+
+    /// The spill bytes as an owned head and a body borrowed from the value's memory, when its
+    /// type offers that ([`Data::spill_view`]): what the wire sends without copying.
+    pub fn spill_view(&self) -> Option<(Vec<u8>, &[u8])> {
+        (self.spill?.view)(self.inner.as_any())
     }
 
     /// True when the value's type can be spilled to disk.
