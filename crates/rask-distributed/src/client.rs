@@ -16,7 +16,7 @@ use std::time::Duration;
 use rask_error::{RaskError, Result};
 use rask_graph::{Graph, Key, Op, OpRegistry, Value};
 use rustc_hash::FxHashMap;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::comm;
 use crate::protocol::{
@@ -137,7 +137,7 @@ pub struct SubmitOptions {
 
 struct Inner {
     rt: std::sync::OnceLock<tokio::runtime::Runtime>,
-    tx: mpsc::UnboundedSender<ToScheduler>,
+    outbox: Arc<crate::outbox::Outbox>,
     shared: Mutex<Shared>,
     notify: Notify,
     opts: ClientOptions,
@@ -145,7 +145,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.tx.send(ToScheduler::Close);
+        let _ = self.outbox.send(ToScheduler::Close);
         if let Some(rt) = self.rt.take() {
             if tokio::runtime::Handle::try_current().is_ok() {
                 // Dropped from inside a runtime (the last handle went in async code): a
@@ -192,15 +192,16 @@ impl Client {
             token: opts.token.clone(),
         };
         let (mut r, w, _id) = rt.block_on(comm::connect(&opts.address, hello, opts.max_frame))?;
-        let (tx, rx) = mpsc::unbounded_channel::<ToScheduler>();
+        let (half, peer) = w.into_parts();
+        let outbox = crate::outbox::Outbox::new(half, peer);
         let inner = Arc::new(Inner {
             rt: std::sync::OnceLock::new(),
-            tx,
+            outbox: outbox.clone(),
             shared: Mutex::new(Shared::default()),
             notify: Notify::new(),
             opts,
         });
-        rt.spawn(crate::scheduler::writer_loop(w, rx));
+        rt.spawn(outbox.flush_loop());
         let weak = Arc::downgrade(&inner);
         rt.spawn(async move {
             let why = loop {
@@ -214,6 +215,7 @@ impl Client {
                 }
             };
             if let Some(inner) = weak.upgrade() {
+                inner.outbox.close(&why);
                 lock(&inner.shared).closed = Some(why);
                 inner.notify.notify_waiters();
             }
@@ -229,10 +231,7 @@ impl Client {
     }
 
     fn send(&self, m: ToScheduler) -> Result<()> {
-        self.inner.tx.send(m).map_err(|_| RaskError::Comm {
-            peer: self.inner.opts.address.clone(),
-            message: "the client's connection is closed".into(),
-        })
+        self.inner.outbox.send(m)
     }
 
     fn handle_of(&self, key: Key) -> FutureHandle {
@@ -523,7 +522,7 @@ impl Client {
         if gone {
             s.keys.remove(key);
             drop(s);
-            let _ = self.inner.tx.send(ToScheduler::Release {
+            self.inner.outbox.defer(ToScheduler::Release {
                 keys: vec![key.clone()],
             });
         }

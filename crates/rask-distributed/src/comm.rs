@@ -137,6 +137,12 @@ impl FrameWriter {
         &self.peer
     }
 
+    /// The socket's writing half and the peer's name (for writers that share it between
+    /// threads).
+    pub(crate) fn into_parts(self) -> (OwnedWriteHalf, String) {
+        (self.inner, self.peer)
+    }
+
     /// Sends a batch as one frame.
     pub async fn send<M: Serialize + CarriesValues>(&mut self, msgs: &mut [M]) -> Result<()> {
         let frame = codec::encode(msgs).map_err(|e| comm_error(&self.peer, e))?;
