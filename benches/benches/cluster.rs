@@ -40,8 +40,9 @@ fn block(n: u64) -> Vec<f64> {
     (0..n).map(|i| i as f64).collect()
 }
 
+/// Borrows both blocks (an owned parameter would copy 256 MB each, which is not transfer).
 #[rask::delayed]
-fn total_len(a: Vec<f64>, b: Vec<f64>) -> u64 {
+fn total_len(a: &[f64], b: &[f64]) -> u64 {
     (a.len() + b.len()) as u64
 }
 
