@@ -114,7 +114,10 @@ pub(crate) fn data_value<A: BagData>(a: A) -> Value {
     Value::with_nbytes(a, n)
 }
 
-pub(crate) fn get_part<'a, T: 'static>(v: &'a Value, key: &dyn std::fmt::Display) -> Result<&'a [T]> {
+pub(crate) fn get_part<'a, T: 'static>(
+    v: &'a Value,
+    key: &dyn std::fmt::Display,
+) -> Result<&'a [T]> {
     Ok(v.get::<Vec<T>>(key)?.as_slice())
 }
 
@@ -179,7 +182,11 @@ pub(crate) fn fresh_token(op: &str, parent: Token) -> Token {
     t.finish()
 }
 
-pub(crate) fn derived_token(op: &str, parent: Token, f: impl FnOnce(&mut rask_graph::Tokenizer)) -> Token {
+pub(crate) fn derived_token(
+    op: &str,
+    parent: Token,
+    f: impl FnOnce(&mut rask_graph::Tokenizer),
+) -> Token {
     let mut t = rask_graph::Tokenizer::new(op);
     t.write_token(parent);
     f(&mut t);
@@ -303,7 +310,12 @@ impl<T: BagData> Bag<T> {
     }
 
     /// A new bag with the same partitions and inputs and another stream.
-    pub(crate) fn derive<R: BagData>(&self, name: &str, token: Token, stream: StreamFn<R>) -> Bag<R> {
+    pub(crate) fn derive<R: BagData>(
+        &self,
+        name: &str,
+        token: Token,
+        stream: StreamFn<R>,
+    ) -> Bag<R> {
         Bag::from_stream(
             name,
             token,
@@ -511,7 +523,9 @@ impl<T: BagData> Bag<T> {
             .collect();
         let mut layers = self.inner.layers.clone();
         layers.extend(other.inner.layers.iter().cloned());
-        let token = derived_token("rask.bag.zip", self.token(), |t| t.write_token(other.token()));
+        let token = derived_token("rask.bag.zip", self.token(), |t| {
+            t.write_token(other.token())
+        });
         Ok(Bag::from_stream(
             "zip",
             token,
@@ -593,7 +607,11 @@ impl<T: BagData> Bag<T> {
                 .collect();
             let inputs: Vec<Vec<Key>> = groups
                 .iter()
-                .map(|g| g.clone().flat_map(|p| self.inner.inputs[p].clone()).collect())
+                .map(|g| {
+                    g.clone()
+                        .flat_map(|p| self.inner.inputs[p].clone())
+                        .collect()
+                })
                 .collect();
             let counts: Vec<usize> = self.inner.inputs.iter().map(Vec::len).collect();
             let s = self.stream();
@@ -622,7 +640,10 @@ impl<T: BagData> Bag<T> {
                 pieces.push((p, k, m));
             }
         }
-        let inputs = pieces.iter().map(|&(p, _, _)| vec![keys[p].clone()]).collect();
+        let inputs = pieces
+            .iter()
+            .map(|&(p, _, _)| vec![keys[p].clone()])
+            .collect();
         Ok(Bag::from_stream(
             "repartition",
             token,
@@ -635,10 +656,7 @@ impl<T: BagData> Bag<T> {
                 let (lo, hi) = (len * k / m, len * (k + 1) / m);
                 let value = vals[0].clone();
                 Ok(Box::new((lo..hi).map(move |x| {
-                    Ok(value
-                        .downcast_ref::<Vec<T>>()
-                        .expect("checked above")[x]
-                        .clone())
+                    Ok(value.downcast_ref::<Vec<T>>().expect("checked above")[x].clone())
                 })))
             }),
         ))
@@ -665,10 +683,7 @@ impl<A: BagData, B: BagData> Bag<(A, B)> {
 
 impl<A: BagData, B: BagData, C: BagData> Bag<(A, B, C)> {
     /// Calls `f` with the fields of each triple (Dask's `Bag.starmap`).
-    pub fn starmap<R: BagData>(
-        &self,
-        f: impl Fn(A, B, C) -> R + Send + Sync + 'static,
-    ) -> Bag<R> {
+    pub fn starmap<R: BagData>(&self, f: impl Fn(A, B, C) -> R + Send + Sync + 'static) -> Bag<R> {
         self.map(move |(a, b, c)| f(a, b, c))
     }
 }
@@ -718,7 +733,11 @@ impl Bag<serde_json::Value> {
     /// `pluck(key, default=None)`).
     pub fn pluck_or_null(&self, path: &str) -> Bag<serde_json::Value> {
         let path: Arc<[String]> = path.split('.').map(str::to_string).collect();
-        self.map(move |v| lookup(&v, &path).cloned().unwrap_or(serde_json::Value::Null))
+        self.map(move |v| {
+            lookup(&v, &path)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null)
+        })
     }
 }
 

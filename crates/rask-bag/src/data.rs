@@ -30,7 +30,23 @@ macro_rules! inline_only {
     ($($t:ty),*) => {$( impl BagData for $t {} )*};
 }
 inline_only!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char, (),
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    (),
     &'static str
 );
 

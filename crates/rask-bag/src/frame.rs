@@ -1,8 +1,6 @@
 //! `Bag::to_dataframe`: records into rask's partitioned `DataFrame`.
 
-use rask_dataframe::polars::prelude::{
-    Column, DataFrame as PlFrame, DataType, PlSmallStr, Schema,
-};
+use rask_dataframe::polars::prelude::{Column, DataFrame as PlFrame, DataType, PlSmallStr, Schema};
 use rask_dataframe::{DataFrame, Partition};
 use rask_error::{RaskError, Result};
 use rask_graph::{Layer, Value};
@@ -99,7 +97,10 @@ impl<T: BagData + Serialize> Bag<T> {
             Value::new::<Partition>,
         );
         let layer = Layer::new(tasks, self.inner.layers.clone());
-        DataFrame::from_delayed_parts(keys.into_iter().map(|k| (layer.clone(), k)).collect(), schema)
+        DataFrame::from_delayed_parts(
+            keys.into_iter().map(|k| (layer.clone(), k)).collect(),
+            schema,
+        )
     }
 }
 
@@ -120,7 +121,7 @@ mod tests {
         ];
         let df = to_frame(&rows, &schema, 0).unwrap();
         assert_eq!(df.height(), 3);
-        let a: Vec<Option<i64>> = df.column("a").unwrap().i64().unwrap().into_iter().collect();
+        let a: Vec<Option<i64>> = df.column("a").unwrap().i64().unwrap().iter().collect();
         assert_eq!(a, [Some(1), None, Some(3)]);
         let err = to_frame(&[serde_json::json!({"a": "no"})], &schema, 4)
             .unwrap_err()

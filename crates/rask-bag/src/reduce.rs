@@ -148,9 +148,7 @@ impl<T: BagData> Bag<T> {
         let c = combine.clone();
         let label = prefix.to_string();
         let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
-            Arc::new(move |_, vals: &[Value]| {
-                Ok(data_value(finalize(c(gather(vals, &label)?)?)?))
-            });
+            Arc::new(move |_, vals: &[Value]| Ok(data_value(finalize(c(gather(vals, &label)?)?)?)));
         tasks.push(TaskSpec::new(key.clone(), fn_op(prefix, 0, run), keys));
         Item::new(key, Layer::new(tasks, self.inner.layers.clone()))
     }
@@ -347,7 +345,9 @@ impl<T: BagData> Bag<T> {
             |parts| {
                 let mut parts = parts;
                 // Grow the largest set rather than copying it into a new one.
-                let biggest = (0..parts.len()).max_by_key(|&i| parts[i].len()).unwrap_or(0);
+                let biggest = (0..parts.len())
+                    .max_by_key(|&i| parts[i].len())
+                    .unwrap_or(0);
                 if parts.is_empty() {
                     return Ok(FxHashSet::default());
                 }
@@ -414,7 +414,11 @@ impl<T: BagData> Bag<T> {
             let key = Key::new(name.clone(), [i as u32]);
             let mut deps: Vec<Key> = prev.iter().cloned().collect();
             deps.extend(inputs.iter().cloned());
-            tasks.push(TaskSpec::new(key.clone(), fn_op("take", i, run.clone()), deps));
+            tasks.push(TaskSpec::new(
+                key.clone(),
+                fn_op("take", i, run.clone()),
+                deps,
+            ));
             prev = Some(key);
         }
         let key = prev.expect("a bag has at least one partition");
@@ -562,7 +566,10 @@ impl<T: BagData + ToPrimitive> Bag<T> {
                 Ok(data_value(f(mom)?))
             }),
         );
-        let layer = Layer::single(TaskSpec::new(key.clone(), op, vec![m.key.clone()]), [m.layer]);
+        let layer = Layer::single(
+            TaskSpec::new(key.clone(), op, vec![m.key.clone()]),
+            [m.layer],
+        );
         Item::new(key, layer)
     }
 

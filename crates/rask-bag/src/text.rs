@@ -215,7 +215,10 @@ fn list_blocks(pattern: &str, opts: &TextOptions) -> Result<Source> {
         ));
     }
     if opts.blocksize == Some(0) {
-        return Err(RaskError::invalid_argument("blocksize", "must be positive, got 0"));
+        return Err(RaskError::invalid_argument(
+            "blocksize",
+            "must be positive, got 0",
+        ));
     }
     let mut blocks = Vec::new();
     for url in urls {
@@ -412,7 +415,10 @@ pub fn read_json_lines_as<T: DeserializeOwned + BagData>(
         let records = Bag::from_stream("read-json", token, vec![Vec::new(); n], Vec::new(), stream);
         let zero = Key::single(KeyName::from_token("malformed", token));
         let op: Arc<dyn rask_graph::Op> = Arc::new(rask_graph::Literal::new(data_value(0u64)));
-        let malformed = Item::new(zero.clone(), Layer::single(TaskSpec::new(zero, op, vec![]), []));
+        let malformed = Item::new(
+            zero.clone(),
+            Layer::single(TaskSpec::new(zero, op, vec![]), []),
+        );
         return Ok(JsonLines { records, malformed });
     }
     // Skipping: one task per partition parses into (records, skipped).
@@ -441,9 +447,10 @@ pub fn read_json_lines_as<T: DeserializeOwned + BagData>(
         .collect();
     let keys: Vec<Key> = tasks.iter().map(|t| t.key.clone()).collect();
     let layer = Layer::new(tasks, vec![]);
+    // Its own token: materializing it must not reuse the parse tasks' keys.
     let records = Bag::from_stream(
-        "read-json",
-        token,
+        "json-records",
+        crate::bag::derived_token("rask.bag.json_records", token, |_| {}),
         keys.iter().map(|k| vec![k.clone()]).collect(),
         vec![layer.clone()],
         Arc::new(|i, vals: &[Value]| {
@@ -557,7 +564,10 @@ impl<T: BagData + std::fmt::Display> Bag<T> {
             ),
             keys,
         ));
-        Ok(Item::new(done, Layer::new(tasks, self.inner.layers.clone())))
+        Ok(Item::new(
+            done,
+            Layer::new(tasks, self.inner.layers.clone()),
+        ))
     }
 }
 
@@ -587,7 +597,10 @@ mod tests {
 
     #[test]
     fn compression_is_inferred_from_the_name() {
-        assert_eq!(Compression::Infer.resolve("s3://b/x.log.gz"), Compression::Gzip);
+        assert_eq!(
+            Compression::Infer.resolve("s3://b/x.log.gz"),
+            Compression::Gzip
+        );
         assert_eq!(Compression::Infer.resolve("a/B.ZST"), Compression::Zstd);
         assert_eq!(Compression::Infer.resolve("a/b.txt"), Compression::None);
         assert_eq!(Compression::None.resolve("a/b.gz"), Compression::None);

@@ -12,10 +12,11 @@ use serde_json::json;
 fn records() -> Vec<serde_json::Value> {
     (0..40)
         .map(|i| {
+            let city = ["Paris", "Lima", "Oslo"][i % 3];
             json!({
                 "id": i,
                 "name": format!("user{}", i % 6),
-                "address": {"city": ["Paris", "Lima", "Oslo"][i % 3], "zip": 1000 + i},
+                "address": {"city": city, "zip": 1000 + i},
                 "transactions": (0..(i % 4)).map(|t| json!({"amount": 10 * t + i})).collect::<Vec<_>>(),
             })
         })
@@ -30,13 +31,24 @@ fn pluck_nested_fields_and_indices() {
     let want: Vec<serde_json::Value> = recs.iter().map(|r| r["address"]["city"].clone()).collect();
     assert_eq!(cities, want);
     // An index inside a path; records without it are an error naming the path...
-    let err = bag.pluck("transactions.0.amount").compute().unwrap_err().to_string();
+    let err = bag
+        .pluck("transactions.0.amount")
+        .compute()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("transactions.0.amount"), "{err}");
     // ...or nulls when asked.
-    let first = bag.pluck_or_null("transactions.0.amount").compute().unwrap();
+    let first = bag
+        .pluck_or_null("transactions.0.amount")
+        .compute()
+        .unwrap();
     let want: Vec<serde_json::Value> = recs
         .iter()
-        .map(|r| r["transactions"].get(0).map_or(serde_json::Value::Null, |t| t["amount"].clone()))
+        .map(|r| {
+            r["transactions"]
+                .get(0)
+                .map_or(serde_json::Value::Null, |t| t["amount"].clone())
+        })
         .collect();
     assert_eq!(first, want);
     let lists = Bag::from_sequence(vec![vec![1, 2, 3], vec![4, 5]], 2).unwrap();
@@ -49,15 +61,27 @@ fn pluck_nested_fields_and_indices() {
 #[test]
 fn partitions_starmap_and_fallible_maps() {
     let bag = Bag::from_sequence(0..10i64, 3).unwrap();
-    let sums = bag.map_partitions(|p| vec![p.iter().sum::<i64>()]).compute().unwrap();
+    let sums = bag
+        .map_partitions(|p| vec![p.iter().sum::<i64>()])
+        .compute()
+        .unwrap();
     assert_eq!(sums, [0 + 1 + 2, 3 + 4 + 5, 6 + 7 + 8 + 9]);
     let tagged = bag.map_with_partition(|p, x| (p, x)).compute().unwrap();
     assert_eq!(tagged[0], (0, 0));
     assert_eq!(tagged[9], (2, 9));
     let triples = Bag::from_sequence(vec![(1, 2, 3), (4, 5, 6)], 2).unwrap();
-    assert_eq!(triples.starmap(|a, b, c| a * b + c).compute().unwrap(), [5, 26]);
+    assert_eq!(
+        triples.starmap(|a, b, c| a * b + c).compute().unwrap(),
+        [5, 26]
+    );
     let err = bag
-        .try_map(|x| if x == 7 { Err(format!("seven is bad")) } else { Ok(x) })
+        .try_map(|x| {
+            if x == 7 {
+                Err(format!("seven is bad"))
+            } else {
+                Ok(x)
+            }
+        })
         .count()
         .compute()
         .unwrap_err()
@@ -70,8 +94,18 @@ fn zero_partitions_and_mismatched_zips_are_errors() {
     let err = Bag::from_sequence(vec![1, 2], 0).unwrap_err().to_string();
     assert!(err.contains("npartitions"), "{err}");
     let bag = Bag::from_sequence(0..10, 2).unwrap();
-    assert!(bag.repartition(0).unwrap_err().to_string().contains("npartitions"));
-    assert!(bag.groupby(|x| x % 2, Some(0)).unwrap_err().to_string().contains("npartitions"));
+    assert!(
+        bag.repartition(0)
+            .unwrap_err()
+            .to_string()
+            .contains("npartitions")
+    );
+    assert!(
+        bag.groupby(|x| x % 2, Some(0))
+            .unwrap_err()
+            .to_string()
+            .contains("npartitions")
+    );
     let three = Bag::from_sequence(0..10, 3).unwrap();
     let err = bag.zip(&three).unwrap_err().to_string();
     assert!(err.contains("2 partitions and 3"), "{err}");
@@ -97,7 +131,11 @@ fn streams_run_once_per_consumer_unless_materialized() {
     });
     let (n, s) = (bag.count(), bag.sum()).compute().unwrap();
     assert_eq!((n, s), (100, 4950));
-    assert_eq!(calls.load(Ordering::Relaxed), 200, "two consumers, two passes");
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        200,
+        "two consumers, two passes"
+    );
     calls.store(0, Ordering::Relaxed);
     let shared = bag.materialize();
     let (n, s) = (shared.count(), shared.sum()).compute().unwrap();
@@ -132,7 +170,10 @@ fn delayed_partitions_in_and_items_out() {
     assert_eq!(bag.npartitions(), 3);
     let total = item_to_delayed(&bag.sum());
     let doubled = total.map(|t| t * 2);
-    assert_eq!(doubled.compute().unwrap(), 2 * (0..5).chain(10..15).chain(20..25).sum::<i64>());
+    assert_eq!(
+        doubled.compute().unwrap(),
+        2 * (0..5).chain(10..15).chain(20..25).sum::<i64>()
+    );
 }
 
 #[test]
@@ -156,20 +197,41 @@ fn records_to_a_dataframe() {
         ("amount".into(), DataType::Float64),
         ("n".into(), DataType::Int64),
     ]);
-    let frame = Bag::from_sequence(recs.clone(), 4).unwrap().to_dataframe(schema).unwrap();
+    let frame = Bag::from_sequence(recs.clone(), 4)
+        .unwrap()
+        .to_dataframe(schema)
+        .unwrap();
     assert_eq!(frame.npartitions(), 4);
     let df = frame.compute().unwrap();
     assert_eq!(df.height(), 25);
-    let amounts: Vec<f64> = df.column("amount").unwrap().f64().unwrap().into_no_null_iter().collect();
+    let amounts: Vec<f64> = df
+        .column("amount")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
     assert_eq!(amounts, recs.iter().map(|r| r.amount).collect::<Vec<_>>());
     let nulls = df.column("n").unwrap().null_count();
     assert_eq!(nulls, recs.iter().filter(|r| r.n.is_none()).count());
     // Tuples map by position; a wrong type names the column.
     let pairs = Bag::from_sequence(vec![("a".to_string(), 1i64), ("b".to_string(), 2)], 1).unwrap();
-    let schema = Schema::from_iter([("k".into(), DataType::String), ("v".into(), DataType::Int64)]);
-    let df = pairs.to_dataframe(schema.clone()).unwrap().compute().unwrap();
+    let schema = Schema::from_iter([
+        ("k".into(), DataType::String),
+        ("v".into(), DataType::Int64),
+    ]);
+    let df = pairs
+        .to_dataframe(schema.clone())
+        .unwrap()
+        .compute()
+        .unwrap();
     assert_eq!(df.column("v").unwrap().i64().unwrap().get(1), Some(2));
     let flipped = Bag::from_sequence(vec![(1i64, "x".to_string())], 1).unwrap();
-    let err = flipped.to_dataframe(schema).unwrap().compute().unwrap_err().to_string();
+    let err = flipped
+        .to_dataframe(schema)
+        .unwrap()
+        .compute()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("column `k`"), "{err}");
 }
