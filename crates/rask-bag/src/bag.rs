@@ -14,6 +14,9 @@ use crate::data::vec_nbytes;
 pub type Items<T> = Box<dyn Iterator<Item = Result<T>>>;
 
 /// Builds the item stream of partition `i` from the values of its input tasks.
+/// What a bag task runs: its partition number and its inputs' values to its output.
+pub(crate) type TaskFn = Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync>;
+
 pub(crate) type StreamFn<T> = Arc<dyn Fn(usize, &[Value]) -> Result<Items<T>> + Send + Sync>;
 
 /// A lazy, partitioned sequence of items (Dask's `dask.bag.Bag`).
@@ -77,8 +80,7 @@ impl<T> std::fmt::Debug for Bag<T> {
 pub(crate) struct FnOp {
     pub(crate) name: String,
     pub(crate) index: usize,
-    #[allow(clippy::type_complexity)]
-    pub(crate) f: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync>,
+    pub(crate) f: TaskFn,
 }
 
 impl Op for FnOp {
@@ -90,11 +92,7 @@ impl Op for FnOp {
     }
 }
 
-pub(crate) fn fn_op(
-    name: &str,
-    index: usize,
-    f: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync>,
-) -> Arc<dyn Op> {
+pub(crate) fn fn_op(name: &str, index: usize, f: TaskFn) -> Arc<dyn Op> {
     Arc::new(FnOp {
         name: name.to_string(),
         index,
@@ -337,8 +335,7 @@ impl<T: BagData> Bag<T> {
         let name = KeyName::from_token(prefix, token);
         let stream = self.stream();
         let f = Arc::new(f);
-        let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
-            Arc::new(move |i, vals: &[Value]| Ok(wrap(f(i, stream(i, vals)?)?)));
+        let run: TaskFn = Arc::new(move |i, vals: &[Value]| Ok(wrap(f(i, stream(i, vals)?)?)));
         let mut tasks = Vec::with_capacity(self.npartitions());
         for (i, inputs) in self.inner.inputs.iter().enumerate() {
             tasks.push(TaskSpec::new(

@@ -12,7 +12,7 @@ use rask_graph::{Collection, GraphBuilder, Key, KeyName, Layer, TaskSpec, Token,
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::BagData;
-use crate::bag::{Bag, Items, data_value, derived_token, fn_op, fresh_token};
+use crate::bag::{Bag, Items, TaskFn, data_value, derived_token, fn_op, fresh_token};
 
 /// How many partials one combine task reads (Dask's `split_every` default for bags).
 pub const SPLIT_EVERY: usize = 8;
@@ -127,7 +127,7 @@ impl<T: BagData> Bag<T> {
             let name = KeyName::from_token(&format!("{prefix}-agg{level}"), token);
             let c = combine.clone();
             let label = format!("{prefix}-agg");
-            let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> = {
+            let run: TaskFn = {
                 let label = label.clone();
                 Arc::new(move |_, vals: &[Value]| Ok(data_value(c(gather(vals, &label)?)?)))
             };
@@ -147,7 +147,7 @@ impl<T: BagData> Bag<T> {
         let key = Key::single(KeyName::from_token(prefix, token));
         let c = combine.clone();
         let label = prefix.to_string();
-        let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
+        let run: TaskFn =
             Arc::new(move |_, vals: &[Value]| Ok(data_value(finalize(c(gather(vals, &label)?)?)?)));
         tasks.push(TaskSpec::new(key.clone(), fn_op(prefix, 0, run), keys));
         Item::new(key, Layer::new(tasks, self.inner.layers.clone()))
@@ -259,7 +259,7 @@ impl<T: BagData> Bag<T> {
         // Keeping the best `k` of a buffer twice that size: a stable sort then a cut, so
         // ties keep their order and the result equals a stable sort of the whole bag.
         fn best<T, K: Ord>(v: &mut Vec<T>, k: usize, key: &dyn Fn(&T) -> K) {
-            v.sort_by(|a, b| key(b).cmp(&key(a)));
+            v.sort_by_key(|x| std::cmp::Reverse(key(x)));
             v.truncate(k);
         }
         let item = self.tree(
@@ -390,24 +390,23 @@ impl<T: BagData> Bag<T> {
         let name = KeyName::from_token("take", token);
         let stream = self.stream();
         let counts: Vec<usize> = self.inner.inputs.iter().map(Vec::len).collect();
-        let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
-            Arc::new(move |i, vals: &[Value]| {
-                // Inputs: the items so far (after the first link), then the partition's own.
-                let (mut have, own) = if i == 0 {
-                    (Vec::new(), vals)
-                } else {
-                    let prev = vals[0].get::<Vec<T>>(&format_args!("take, link {i}"))?;
-                    (prev.clone(), &vals[1..])
-                };
-                debug_assert_eq!(own.len(), counts[i]);
-                if have.len() < n {
-                    let missing = n - have.len();
-                    for r in stream(i, own)?.take(missing) {
-                        have.push(r?);
-                    }
+        let run: TaskFn = Arc::new(move |i, vals: &[Value]| {
+            // Inputs: the items so far (after the first link), then the partition's own.
+            let (mut have, own) = if i == 0 {
+                (Vec::new(), vals)
+            } else {
+                let prev = vals[0].get::<Vec<T>>(&format_args!("take, link {i}"))?;
+                (prev.clone(), &vals[1..])
+            };
+            debug_assert_eq!(own.len(), counts[i]);
+            if have.len() < n {
+                let missing = n - have.len();
+                for r in stream(i, own)?.take(missing) {
+                    have.push(r?);
                 }
-                Ok(crate::bag::part_value(have))
-            });
+            }
+            Ok(crate::bag::part_value(have))
+        });
         let mut tasks = Vec::with_capacity(self.npartitions());
         let mut prev: Option<Key> = None;
         for (i, inputs) in self.inner.inputs.iter().enumerate() {
@@ -544,7 +543,7 @@ impl<T: BagData + ToPrimitive> Bag<T> {
         )
     }
 
-    fn from_moments(
+    fn moments_to(
         &self,
         name: &'static str,
         f: impl Fn(Moments) -> Result<f64> + Send + Sync + 'static,
@@ -575,12 +574,12 @@ impl<T: BagData + ToPrimitive> Bag<T> {
 
     /// The mean of the items; an empty bag is an error.
     pub fn mean(&self) -> Item<f64> {
-        self.from_moments("mean", |(_, mean, _)| Ok(mean))
+        self.moments_to("mean", |(_, mean, _)| Ok(mean))
     }
 
     /// The variance with `ddof` delta degrees of freedom (Dask's `Bag.var(ddof=0)`).
     pub fn var(&self, ddof: u64) -> Item<f64> {
-        self.from_moments("var", move |(n, _, m2)| {
+        self.moments_to("var", move |(n, _, m2)| {
             if n <= ddof {
                 return Err(RaskError::invalid_argument(
                     "ddof",
@@ -593,7 +592,7 @@ impl<T: BagData + ToPrimitive> Bag<T> {
 
     /// The standard deviation with `ddof` delta degrees of freedom (Dask's `Bag.std`).
     pub fn std(&self, ddof: u64) -> Item<f64> {
-        self.from_moments("std", move |(n, _, m2)| {
+        self.moments_to("std", move |(n, _, m2)| {
             if n <= ddof {
                 return Err(RaskError::invalid_argument(
                     "ddof",

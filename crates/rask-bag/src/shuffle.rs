@@ -8,7 +8,7 @@ use rask_graph::{Key, KeyName, Layer, TaskSpec, Value};
 use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::BagData;
-use crate::bag::{Bag, fn_op, fresh_token, part_value};
+use crate::bag::{Bag, TaskFn, fn_op, fresh_token, part_value};
 
 fn bucket_of<K: Hash>(k: &K, n: usize) -> usize {
     // FxHash is deterministic (no per-process seed), so every task agrees on the bucket.
@@ -58,33 +58,32 @@ impl<T: BagData> Bag<T> {
             part_value::<Vec<(K, T)>>,
         );
         let name = KeyName::from_token("groupby", token);
-        let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
-            Arc::new(move |j, vals: &[Value]| {
-                let mut order: Vec<K> = Vec::new();
-                let mut groups: FxHashMap<K, Vec<T>> = FxHashMap::default();
-                for (i, v) in vals.iter().enumerate() {
-                    let buckets = v.get::<Vec<Vec<(K, T)>>>(&format_args!(
-                        "groupby split {i} (read by output {j})"
-                    ))?;
-                    for (k, x) in &buckets[j] {
-                        match groups.get_mut(k) {
-                            Some(g) => g.push(x.clone()),
-                            None => {
-                                order.push(k.clone());
-                                groups.insert(k.clone(), vec![x.clone()]);
-                            }
+        let run: TaskFn = Arc::new(move |j, vals: &[Value]| {
+            let mut order: Vec<K> = Vec::new();
+            let mut groups: FxHashMap<K, Vec<T>> = FxHashMap::default();
+            for (i, v) in vals.iter().enumerate() {
+                let buckets = v.get::<Vec<Vec<(K, T)>>>(&format_args!(
+                    "groupby split {i} (read by output {j})"
+                ))?;
+                for (k, x) in &buckets[j] {
+                    match groups.get_mut(k) {
+                        Some(g) => g.push(x.clone()),
+                        None => {
+                            order.push(k.clone());
+                            groups.insert(k.clone(), vec![x.clone()]);
                         }
                     }
                 }
-                let out: Vec<(K, Vec<T>)> = order
-                    .into_iter()
-                    .map(|k| {
-                        let g = groups.remove(&k).expect("every key in `order` has a group");
-                        (k, g)
-                    })
-                    .collect();
-                Ok(part_value(out))
-            });
+            }
+            let out: Vec<(K, Vec<T>)> = order
+                .into_iter()
+                .map(|k| {
+                    let g = groups.remove(&k).expect("every key in `order` has a group");
+                    (k, g)
+                })
+                .collect();
+            Ok(part_value(out))
+        });
         let mut keys = Vec::with_capacity(nout);
         for j in 0..nout {
             let key = Key::new(name.clone(), [j as u32]);

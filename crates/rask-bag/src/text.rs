@@ -11,7 +11,7 @@ use rask_io::{IoStore, StoreOptions};
 use serde::de::DeserializeOwned;
 
 use crate::BagData;
-use crate::bag::{Bag, Items, StreamFn, data_value, fn_op};
+use crate::bag::{Bag, Items, StreamFn, TaskFn, data_value, fn_op};
 use crate::reduce::Item;
 
 /// How a file is compressed.
@@ -424,18 +424,17 @@ pub fn read_json_lines_as<T: DeserializeOwned + BagData>(
     // Skipping: one task per partition parses into (records, skipped).
     let name = KeyName::from_token("read-json", token);
     let parse = Arc::new(parse);
-    let run: Arc<dyn Fn(usize, &[Value]) -> Result<Value> + Send + Sync> =
-        Arc::new(move |i, _vals: &[Value]| {
-            let mut items = Vec::new();
-            let mut bad = 0u64;
-            for r in parse(i)? {
-                match r? {
-                    Some(v) => items.push(v),
-                    None => bad += 1,
-                }
+    let run: TaskFn = Arc::new(move |i, _vals: &[Value]| {
+        let mut items = Vec::new();
+        let mut bad = 0u64;
+        for r in parse(i)? {
+            match r? {
+                Some(v) => items.push(v),
+                None => bad += 1,
             }
-            Ok(data_value((items, bad)))
-        });
+        }
+        Ok(data_value((items, bad)))
+    });
     let tasks: Vec<TaskSpec> = (0..n)
         .map(|i| {
             TaskSpec::new(

@@ -65,7 +65,7 @@ fn partitions_starmap_and_fallible_maps() {
         .map_partitions(|p| vec![p.iter().sum::<i64>()])
         .compute()
         .unwrap();
-    assert_eq!(sums, [0 + 1 + 2, 3 + 4 + 5, 6 + 7 + 8 + 9]);
+    assert_eq!(sums, [3, 12, 30]);
     let tagged = bag.map_with_partition(|p, x| (p, x)).compute().unwrap();
     assert_eq!(tagged[0], (0, 0));
     assert_eq!(tagged[9], (2, 9));
@@ -77,7 +77,7 @@ fn partitions_starmap_and_fallible_maps() {
     let err = bag
         .try_map(|x| {
             if x == 7 {
-                Err(format!("seven is bad"))
+                Err("seven is bad".to_string())
             } else {
                 Ok(x)
             }
