@@ -64,6 +64,8 @@ mod text;
 
 pub use bag::{Bag, Items};
 pub use data::BagData;
+/// Endpoint and credentials for bucket URLs (`rask-io`'s), as the options take them.
+pub use rask_io::StoreOptions;
 pub use reduce::{Item, SPLIT_EVERY};
 pub use text::{
     Compression, JsonLines, JsonOptions, OnMalformed, TextOptions, WriteOptions, read_json_lines,
