@@ -203,7 +203,7 @@ pub fn write_corpus(
             for i in 0..n {
                 word.clear();
                 let x = r.next_u64();
-                if x % 4 == 0 {
+                if x.is_multiple_of(4) {
                     // A rarer word: 20k made-up ones, skewed towards small numbers.
                     let k = (x >> 8) % 20_000;
                     let k = k * k / 20_000;
@@ -221,7 +221,7 @@ pub fn write_corpus(
                 line.push_str(&word);
                 if i == n - 1 {
                     line.push('.');
-                } else if x % 11 == 0 {
+                } else if x.is_multiple_of(11) {
                     line.push(',');
                 }
             }
