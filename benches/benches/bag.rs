@@ -104,7 +104,7 @@ fn json_loop(paths: &[PathBuf]) -> anyhow::Result<f64> {
 
 fn cities_loop(paths: &[PathBuf]) -> anyhow::Result<Vec<(String, u64)>> {
     use std::io::BufRead;
-    let mut counts: std::collections::HashMap<String, u64> = Default::default();
+    let mut counts: rustc_hash::FxHashMap<String, u64> = Default::default();
     for p in paths {
         for line in std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(p)?).lines() {
             let r: Value = serde_json::from_str(&line?)?;

@@ -386,6 +386,34 @@ impl<T: BagData> Bag<T> {
         Bag::from_keys(&self.inner.name, self.inner.token, keys, layers)
     }
 
+    /// This bag with its partitions replaced by tasks running `ops` (one per partition,
+    /// each producing the partition's `Vec<T>`, under the keys `compute` reads): what
+    /// persisting a bag builds, with literals holding the computed partitions.
+    pub fn with_partition_ops(&self, ops: Vec<Arc<dyn Op>>) -> Result<Bag<T>> {
+        let keys = self.output_keys_of_materialized();
+        if ops.len() != keys.len() {
+            return Err(RaskError::invalid_argument(
+                "ops",
+                format!("{} ops for {} partitions", ops.len(), keys.len()),
+            ));
+        }
+        let tasks = keys
+            .iter()
+            .zip(ops)
+            .map(|(k, op)| TaskSpec::new(k.clone(), op, vec![]))
+            .collect();
+        Ok(Bag::from_keys(
+            &self.inner.name,
+            self.inner.token,
+            keys,
+            vec![Layer::new(tasks, vec![])],
+        ))
+    }
+
+    fn output_keys_of_materialized(&self) -> Vec<Key> {
+        self.materialized_keys().0
+    }
+
     // ------------------------------------------------------------ element-wise
 
     /// Applies `f` to every item (Dask's `Bag.map`).
@@ -773,5 +801,31 @@ impl<T: BagData> Collection for Bag<T> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bag_tasks_are_local_and_say_so() {
+        // Bags are built from closures: encoding a task for another process is refused,
+        // naming the op (what a cluster submit reports).
+        let bag = Bag::from_sequence(0..10i64, 2).unwrap().map(|x| x + 1);
+        let (keys, layers) = bag.materialized_keys();
+        assert_eq!(keys.len(), 2);
+        let op = layers[0].tasks()[0].op.clone();
+        let err = rask_graph::OpRegistry::encode(&*op).unwrap_err().to_string();
+        assert!(err.contains("map") && err.contains("closure"), "{err}");
+    }
+
+    #[test]
+    fn materializing_twice_gives_the_same_keys() {
+        let bag = Bag::from_sequence(0..10i64, 3).unwrap().filter(|x| x % 2 == 0);
+        assert_eq!(bag.materialized_keys().0, bag.materialized_keys().0);
+        // A materialized bag replays its partitions: no second copy stage.
+        let m = bag.materialize();
+        assert_eq!(m.materialized_keys().0, bag.materialized_keys().0);
     }
 }

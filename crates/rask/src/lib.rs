@@ -164,6 +164,23 @@ pub mod bag {
         )
     }
 
+    /// Persisting a bag keeps its partitions as literals: later work on it starts from them.
+    impl<T: BagData> crate::compute::Persist for Bag<T> {
+        fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
+            let ops = values
+                .into_iter()
+                .map(|v| {
+                    std::sync::Arc::new(rask_graph::Literal::new(v))
+                        as std::sync::Arc<dyn rask_graph::Op>
+                })
+                .collect();
+            self.with_partition_ops(ops)
+        }
+        fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
+            self.with_partition_ops(ops)
+        }
+    }
+
     /// A bag reduction's result as a `Delayed`, to feed `#[delayed]` functions.
     pub fn item_to_delayed<R: BagData + crate::Data>(item: &Item<R>) -> Delayed<R> {
         Delayed::from_layer(item.layer().clone(), item.key().clone())

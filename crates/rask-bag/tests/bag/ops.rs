@@ -235,3 +235,19 @@ fn records_to_a_dataframe() {
         .to_string();
     assert!(err.contains("column `k`"), "{err}");
 }
+
+#[test]
+fn persisted_bags_start_from_their_partitions() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let bag = Bag::from_sequence(0..50i64, 5).unwrap().map(move |x| {
+        c.fetch_add(1, Ordering::Relaxed);
+        x * 2
+    });
+    let kept = bag.persist().unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 50);
+    assert_eq!(kept.npartitions(), 5);
+    assert_eq!(kept.sum().compute().unwrap(), 2 * (0..50).sum::<i64>());
+    assert_eq!(kept.compute().unwrap(), (0..50).map(|x| x * 2).collect::<Vec<_>>());
+    assert_eq!(calls.load(Ordering::Relaxed), 50, "nothing ran again");
+}
