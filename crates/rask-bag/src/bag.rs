@@ -816,13 +816,17 @@ mod tests {
         let (keys, layers) = bag.materialized_keys();
         assert_eq!(keys.len(), 2);
         let op = layers[0].tasks()[0].op.clone();
-        let err = rask_graph::OpRegistry::encode(&*op).unwrap_err().to_string();
+        let err = rask_graph::OpRegistry::encode(&*op)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("map") && err.contains("closure"), "{err}");
     }
 
     #[test]
     fn materializing_twice_gives_the_same_keys() {
-        let bag = Bag::from_sequence(0..10i64, 3).unwrap().filter(|x| x % 2 == 0);
+        let bag = Bag::from_sequence(0..10i64, 3)
+            .unwrap()
+            .filter(|x| x % 2 == 0);
         assert_eq!(bag.materialized_keys().0, bag.materialized_keys().0);
         // A materialized bag replays its partitions: no second copy stage.
         let m = bag.materialize();

@@ -248,6 +248,9 @@ fn persisted_bags_start_from_their_partitions() {
     assert_eq!(calls.load(Ordering::Relaxed), 50);
     assert_eq!(kept.npartitions(), 5);
     assert_eq!(kept.sum().compute().unwrap(), 2 * (0..50).sum::<i64>());
-    assert_eq!(kept.compute().unwrap(), (0..50).map(|x| x * 2).collect::<Vec<_>>());
+    assert_eq!(
+        kept.compute().unwrap(),
+        (0..50).map(|x| x * 2).collect::<Vec<_>>()
+    );
     assert_eq!(calls.load(Ordering::Relaxed), 50, "nothing ran again");
 }
