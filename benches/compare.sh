@@ -6,7 +6,9 @@
 #        benches/compare.sh --report FILE.jsonl [--markdown]
 #
 # Suites: delayed (default), array, cluster, dataframe (DF_BENCH_ROWS rows per year, default 2000000;
-# DF_BENCH_DATA to use another folder of flights files).
+# DF_BENCH_DATA to use another folder of flights files), bag (word count and JSON lines: rask's
+# Bag, a plain single-threaded Rust loop, dask.bag with processes and threads; BAG_BENCH_DATA,
+# BAG_BENCH_WORDS_MB, BAG_BENCH_ACCOUNTS, see benches/benches/bag.rs).
 #
 # Environment:
 #   RASK_BENCH_N        N values for the rask bench (default 100000,1000000);
@@ -167,12 +169,28 @@ suite_cluster() {
     fi
 }
 
+# Word count over BAG_BENCH_WORDS_MB (default 128) MB of text and the JSON-lines accounts
+# (BAG_BENCH_ACCOUNTS records, default 400000): the Rust bench writes the data first (once),
+# then dask.bag reads the same files. The Rust loop's rows are impl `rust_loop`.
+suite_bag() {
+    local dir="${BAG_BENCH_DATA:-$BENCHES/data/bag}"
+    if [ "$DO_RASK" = 1 ]; then
+        run_rask bag BAG_BENCH_DATA="$dir" RASK_BENCH_REPEATS="${RASK_BENCH_REPEATS:-3}"
+    fi
+    if [ "$DO_PEERS" = 1 ]; then
+        [ -d "$dir/words" ] || { echo "compare.sh: no bag data in $dir (run the rask side first)" >&2; exit 2; }
+        run_peer dask dask_bag.py --data "$dir" --repeats "${DASK_BENCH_REPEATS:-3}" \
+            --schedulers "${DASK_SCHEDULERS:-processes,threads}"
+    fi
+}
+
 case "$SUITE" in
     delayed) ;;
+    bag) ;;
     array) ;;
     dataframe) ;;
     cluster) ;;
-    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe, cluster)" >&2; exit 2 ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe, cluster, bag)" >&2; exit 2 ;;
 esac
 
 ensure_venv

@@ -3,6 +3,7 @@
 //! and by the end-to-end tests in `tests/`.
 
 pub mod array_tutorial;
+pub mod bag_tutorial;
 pub mod cluster_tutorial;
 pub mod dataframe_tutorial;
 pub mod datasets;

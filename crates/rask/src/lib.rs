@@ -16,6 +16,8 @@
 //! - [`prelude::ComputeExt`] gives every collection `.compute()`, `.persist()` and
 //!   `.visualize()`. Each compute builds a [`Plan`] (graph, optimizations, static order) and
 //!   runs it with the executor chosen in the [`Config`].
+//! - [`bag::Bag<T>`] is a partitioned sequence of arbitrary items (Dask's bag): text and
+//!   JSON-lines readers, element-wise pipelines, tree reductions, a shuffle for groupby.
 //! - The graph types live in [`rask_graph`], the scheduler core and executors in
 //!   [`rask_scheduler`]; both are re-exported as [`graph`] and [`scheduler`].
 //!
@@ -146,9 +148,49 @@ pub mod dataframe {
     }
 }
 
+/// Bags, partitioned sequences of arbitrary items: [`rask_bag`] plus [`bag::from_delayed`].
+pub mod bag {
+    pub use rask_bag::*;
+
+    use crate::{Delayed, Result};
+
+    /// A bag from delayed partitions, each a `Vec<T>` (Dask's `db.from_delayed`).
+    pub fn from_delayed<T: BagData + crate::Data>(parts: &[Delayed<Vec<T>>]) -> Result<Bag<T>> {
+        Bag::from_parts(
+            parts
+                .iter()
+                .map(|d| (d.layer().clone(), d.key().clone()))
+                .collect(),
+        )
+    }
+
+    /// Persisting a bag keeps its partitions as literals: later work on it starts from them.
+    impl<T: BagData> crate::compute::Persist for Bag<T> {
+        fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
+            let ops = values
+                .into_iter()
+                .map(|v| {
+                    std::sync::Arc::new(rask_graph::Literal::new(v))
+                        as std::sync::Arc<dyn rask_graph::Op>
+                })
+                .collect();
+            self.with_partition_ops(ops)
+        }
+        fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
+            self.with_partition_ops(ops)
+        }
+    }
+
+    /// A bag reduction's result as a `Delayed`, to feed `#[delayed]` functions.
+    pub fn item_to_delayed<R: BagData + crate::Data>(item: &Item<R>) -> Delayed<R> {
+        Delayed::from_layer(item.layer().clone(), item.key().clone())
+    }
+}
+
 /// What most programs need: `use rask::prelude::*;`.
 pub mod prelude {
     pub use crate::array::{Array, ArrayExt};
+    pub use crate::bag::Bag;
     pub use crate::compute::{ComputeExt, Persist};
     pub use crate::dataframe::DataFrame;
     pub use crate::{Config, Data, Delayed, Executor, RaskError, compute, delayed, value};
