@@ -230,7 +230,7 @@ mod tests {
         });
         rt.spawn(outbox.clone().flush_loop());
         let big = vec![7u8; 16 << 20];
-        let sent = vec![
+        let sent = [
             ToScheduler::Info,
             ToScheduler::Scatter {
                 values: vec![(Key::named("big"), WireValue::new("bytes", big.clone()))],

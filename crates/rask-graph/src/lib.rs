@@ -81,7 +81,7 @@ pub use op::{
 pub use order::{breadth_first, max_live, order};
 pub use rask_error::{RaskError, Result};
 pub use token::{Token, Tokenizer, tokenize};
-pub use value::{Data, SpillFns, Value};
+pub use value::{Data, SpillFns, SpillView, Value};
 
 #[doc(hidden)]
 pub mod __private {

@@ -95,6 +95,10 @@ pub trait Data: Any + Send + Sync + Clone {
     }
 }
 
+/// A value's spill bytes as a small owned head and a body borrowed from the value
+/// ([`Data::spill_view`]).
+pub type SpillView<'a> = (Vec<u8>, &'a [u8]);
+
 /// The most items a `Vec` is given up front when reading `n` of them back: beyond it, the
 /// vector grows as items actually arrive.
 const PREALLOC_ITEMS: usize = 1 << 16;
@@ -553,7 +557,7 @@ pub struct Value {
 pub struct SpillFns {
     encode: fn(&dyn Any, &mut dyn Write) -> io::Result<bool>,
     decode: fn(&mut dyn Read) -> io::Result<Value>,
-    view: fn(&dyn Any) -> Option<(Vec<u8>, &[u8])>,
+    view: for<'a> fn(&'a dyn Any) -> Option<SpillView<'a>>,
 }
 
 impl SpillFns {
