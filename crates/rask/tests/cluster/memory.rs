@@ -83,19 +83,23 @@ fn spill() -> TestResult {
     }
     let info = client.scheduler_info()?;
     check(info.len() == 1, format!("one worker: {info:?}"))?;
-    // The heartbeat after the last store carries the spilled bytes.
+    // nbytes counts each Vec's 24-byte header too.
+    let all = n as u64 * 8 * MB;
+    // The scheduler shows the last heartbeat, which may predate the last task's end (spilling
+    // starts long before it): wait for one sent after every value was stored.
     check(
         eventually(Duration::from_secs(5), || {
-            client
-                .scheduler_info()
-                .is_ok_and(|i| i.len() == 1 && i[0].metrics.spilled > 0)
+            client.scheduler_info().is_ok_and(|i| {
+                i.len() == 1
+                    && i[0].metrics.spilled > 0
+                    && i[0].metrics.executing == 0
+                    && i[0].metrics.managed + i[0].metrics.spilled >= all
+            })
         }),
-        "the worker reports spilled bytes",
+        "the worker reports spilled bytes and every value stored",
     )?;
     let info = client.scheduler_info()?;
     let m = info[0].metrics;
-    // nbytes counts each Vec's 24-byte header too.
-    let all = n as u64 * 8 * MB;
     check(
         (all..=all + n as u64 * 64).contains(&(m.managed + m.spilled)),
         format!("managed + spilled = all 40 values: {m:?}"),
