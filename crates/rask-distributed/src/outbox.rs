@@ -245,11 +245,27 @@ mod tests {
         outbox.send(sent[2].clone()).unwrap();
         let got: Vec<ToScheduler> = rt.block_on(async {
             let mut got = Vec::new();
-            while got.len() < 5 {
+            while got
+                .iter()
+                .filter(|m| matches!(m, ToScheduler::Info))
+                .count()
+                < 2
+            {
                 got.extend(reader.recv_some::<ToScheduler>().await.unwrap());
             }
             got
         });
+        // Whether `a` and `b` share one message depends on whether the flusher ran between
+        // the two calls; the order of everything does not.
+        let mut merged: Vec<ToScheduler> = Vec::new();
+        for m in got {
+            match (merged.last_mut(), m) {
+                (Some(ToScheduler::Release { keys }), ToScheduler::Release { keys: more }) => {
+                    keys.extend(more)
+                }
+                (_, m) => merged.push(m),
+            }
+        }
         let expected = vec![
             ToScheduler::Info,
             ToScheduler::Release {
@@ -259,6 +275,6 @@ mod tests {
             release("c"),
             ToScheduler::Info,
         ];
-        assert_eq!(got, expected);
+        assert_eq!(merged, expected);
     }
 }
