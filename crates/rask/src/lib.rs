@@ -133,19 +133,22 @@ pub mod dataframe {
     /// held by the workers (every op of the frame's graph must then be portable).
     impl crate::compute::Persist for DataFrame {
         fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
-            let ops = values
-                .into_iter()
-                .map(|v| {
-                    std::sync::Arc::new(rask_graph::Literal::new(v))
-                        as std::sync::Arc<dyn rask_graph::Op>
-                })
-                .collect();
-            self.with_partition_ops(ops)
+            self.with_partition_ops(crate::literal_ops(values))
         }
         fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
             self.with_partition_ops(ops)
         }
     }
+}
+
+/// Computed values as literal ops: how a persisted collection starts from its partitions.
+fn literal_ops(values: Vec<Value>) -> Vec<std::sync::Arc<dyn rask_graph::Op>> {
+    values
+        .into_iter()
+        .map(|v| {
+            std::sync::Arc::new(rask_graph::Literal::new(v)) as std::sync::Arc<dyn rask_graph::Op>
+        })
+        .collect()
 }
 
 /// Bags, partitioned sequences of arbitrary items: [`rask_bag`] plus [`bag::from_delayed`].
@@ -167,14 +170,7 @@ pub mod bag {
     /// Persisting a bag keeps its partitions as literals: later work on it starts from them.
     impl<T: BagData> crate::compute::Persist for Bag<T> {
         fn with_values(&self, values: Vec<crate::Value>) -> Result<Self> {
-            let ops = values
-                .into_iter()
-                .map(|v| {
-                    std::sync::Arc::new(rask_graph::Literal::new(v))
-                        as std::sync::Arc<dyn rask_graph::Op>
-                })
-                .collect();
-            self.with_partition_ops(ops)
+            self.with_partition_ops(crate::literal_ops(values))
         }
         fn with_remote_ops(&self, ops: Vec<std::sync::Arc<dyn rask_graph::Op>>) -> Result<Self> {
             self.with_partition_ops(ops)
