@@ -44,6 +44,14 @@ enum Command {
         /// Shorter pauses, fewer tasks and smaller arrays, for a quick check.
         #[arg(long)]
         quick: bool,
+        /// Serve the live dashboard while the demo runs (`host:port`; with no value,
+        /// 127.0.0.1:8787), and keep serving it for this many seconds after the demo ends
+        /// (--dashboard-linger).
+        #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8787")]
+        dashboard: Option<String>,
+        /// Seconds the dashboard stays up after the demo.
+        #[arg(long, default_value_t = 0)]
+        dashboard_linger: u64,
     },
     /// Run a scheduler: clients and workers connect to it.
     Scheduler {
@@ -62,6 +70,9 @@ enum Command {
         /// Require this token from every connection.
         #[arg(long)]
         token: Option<String>,
+        /// Serve the dashboard on this address (`host:port`; Dask's is 127.0.0.1:8787).
+        #[arg(long)]
+        dashboard: Option<String>,
     },
     /// Run a worker that joins a scheduler.
     Worker {
@@ -238,10 +249,8 @@ fn main() -> anyhow::Result<()> {
     // environment and never returns from here.
     rask::distributed::init();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .init();
+    // Standard error at --log's level; recent lines kept for the dashboard's workers page.
+    rask::distributed::init_logging(&cli.log);
     // Ctrl-C stops running computations cleanly: no new task starts, workers are joined.
     ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: cancelling");
@@ -256,6 +265,7 @@ fn main() -> anyhow::Result<()> {
             scheduler_file,
             heartbeat_timeout,
             token,
+            dashboard,
         } => {
             if !(heartbeat_timeout.is_finite() && heartbeat_timeout > 0.0) {
                 anyhow::bail!("--heartbeat-timeout must be a positive number of seconds");
@@ -265,10 +275,14 @@ fn main() -> anyhow::Result<()> {
                 heartbeat_timeout: Duration::from_secs_f64(heartbeat_timeout),
                 token,
                 scheduler_file,
+                dashboard,
                 ..Default::default()
             };
             let handle = rask_distributed_start(opts)?;
             println!("rask scheduler listening at {}", handle.address());
+            if let Some(url) = handle.dashboard_url() {
+                println!("dashboard at {url}/status");
+            }
             handle.join();
             Ok(())
         }
@@ -323,6 +337,8 @@ fn main() -> anyhow::Result<()> {
             tasks,
             svg,
             quick,
+            dashboard,
+            dashboard_linger,
         } => {
             let executor = match executor {
                 ExecutorArg::Sync => Executor::Sync,
@@ -333,7 +349,20 @@ fn main() -> anyhow::Result<()> {
             } else {
                 (Duration::from_millis(pause_ms), tasks)
             };
-            demo(executor, pause, tasks, svg, quick)
+            let mut config = Config::builtin().with_executor(executor);
+            if let Some(at) = &dashboard {
+                config = config.with_dashboard(at)?;
+                println!(
+                    "dashboard at {}/status",
+                    config.dashboard_url().unwrap_or_default()
+                );
+            }
+            demo(config, pause, tasks, svg, quick)?;
+            if dashboard.is_some() && dashboard_linger > 0 {
+                println!("dashboard stays up for {dashboard_linger} s");
+                std::thread::sleep(Duration::from_secs(dashboard_linger));
+            }
+            Ok(())
         }
         Command::Datasets {
             dataset:
@@ -418,13 +447,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn demo(
-    executor: Executor,
+    config: Config,
     pause: Duration,
     n_tasks: usize,
     svg: Option<std::path::PathBuf>,
     quick: bool,
 ) -> anyhow::Result<()> {
-    let config = Config::builtin().with_executor(executor);
+    let executor = config.executor;
     let threads = executor.num_threads();
     println!(
         "rask demo: {threads} thread(s), slow functions sleep {} ms\n",

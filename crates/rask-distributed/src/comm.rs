@@ -24,6 +24,31 @@ const COALESCE_BELOW: usize = 1 << 20;
 /// says nothing must not hold a slot.
 pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Bytes this process read and wrote on its connections (frames and values), for the
+/// dashboard's network figures.
+pub mod traffic {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static READ: AtomicU64 = AtomicU64::new(0);
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+    pub(crate) fn read(n: usize) {
+        READ.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn written(n: usize) {
+        WRITTEN.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// `(read, written)` bytes so far.
+    pub fn totals() -> (u64, u64) {
+        (
+            READ.load(Ordering::Relaxed),
+            WRITTEN.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// The reading half of a connection.
 pub struct FrameReader {
     inner: BufReader<OwnedReadHalf>,
@@ -120,6 +145,7 @@ impl FrameReader {
                 ));
             }
         }
+        traffic::read(8 + len);
         let msgs = codec::decode(body.freeze()).map_err(|e| comm_error(&self.peer, e))?;
         Ok(Some(msgs))
     }
@@ -152,6 +178,7 @@ impl FrameWriter {
     /// Writes an encoded frame's parts.
     pub async fn send_frame(&mut self, parts: Vec<Bytes>) -> Result<()> {
         let total: usize = parts.iter().map(Bytes::len).sum();
+        traffic::written(total);
         let res = if total < COALESCE_BELOW || parts.len() == 1 {
             if parts.len() == 1 {
                 self.inner.write_all(&parts[0]).await

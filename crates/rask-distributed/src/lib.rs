@@ -57,6 +57,7 @@ pub mod client;
 pub mod codec;
 pub mod comm;
 pub mod local;
+pub mod logs;
 mod outbox;
 pub mod protocol;
 pub mod scheduler;

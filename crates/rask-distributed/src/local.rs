@@ -86,6 +86,9 @@ pub fn run_worker_if_requested() {
             std::process::exit(2);
         }
     };
+    // Warnings to standard error (RASK_LOG to change it); recent lines for the dashboard.
+    let filter = std::env::var("RASK_LOG").unwrap_or_else(|_| "warn".into());
+    crate::logs::init_logging(&filter);
     let code = match run_worker(opts) {
         Ok(WorkerExit::Closed) => 0,
         Ok(WorkerExit::Restart(reason)) => {
@@ -146,6 +149,14 @@ impl Default for LocalClusterOptions {
             worker_reconnect: Duration::from_secs(30),
             restart_workers: true,
         }
+    }
+}
+
+impl LocalClusterOptions {
+    /// Serves the dashboard on `address` (`host:port`; Dask's is `127.0.0.1:8787`).
+    pub fn dashboard(mut self, address: impl Into<String>) -> Self {
+        self.scheduler.dashboard = Some(address.into());
+        self
     }
 }
 
@@ -258,6 +269,11 @@ impl LocalCluster {
     }
 
     /// A client connected to this cluster.
+    /// `http://host:port` of the scheduler's dashboard, when it serves one.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.scheduler.as_ref().and_then(|s| s.dashboard_url())
+    }
+
     pub fn client(&self) -> Result<Client> {
         let mut o = ClientOptions::new(self.address());
         o.token = self.opts.scheduler.token.clone();

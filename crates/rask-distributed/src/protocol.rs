@@ -224,6 +224,34 @@ pub struct WorkerMetrics {
     pub paused: bool,
 }
 
+/// A worker's report for the dashboard: what happened since its previous one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// Percent of one core since the previous report.
+    pub cpu: f32,
+    pub net_read_bps: f32,
+    pub net_write_bps: f32,
+    /// Task-stream records, oldest first.
+    pub stream: Vec<StreamEvent>,
+    /// Records left out (more than a report carries).
+    pub stream_dropped: u64,
+    /// New log lines.
+    pub logs: Vec<String>,
+}
+
+/// One bar of the dashboard's task stream, as a worker records it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    pub key: Key,
+    pub kind: rask_dashboard::StreamKind,
+    /// The executor thread (`0..nthreads`); transfers, spills and tasks run on the I/O
+    /// thread use `nthreads`.
+    pub lane: u32,
+    /// Microseconds since the Unix epoch.
+    pub start_us: u64,
+    pub stop_us: u64,
+}
+
 /// One worker as the scheduler sees it (what `Client::scheduler_info` returns).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSummary {
@@ -334,6 +362,9 @@ pub enum ToWorker {
     SendInline { keys: Vec<Key> },
     /// Shut down.
     Close,
+    /// Send (or stop sending) [`FromWorker::Observed`] with each heartbeat: a dashboard is
+    /// watching. Handled by the worker's driver, not its state machine.
+    Observe { task_stream: bool },
 }
 
 /// Worker to scheduler.
@@ -378,6 +409,9 @@ pub enum FromWorker {
     Heartbeat {
         metrics: WorkerMetrics,
     },
+    /// What a dashboard shows, sent with heartbeats while the scheduler asks for it
+    /// ([`ToWorker::Observe`]). Read by the scheduler's driver, not its state machine.
+    Observed(Box<Observation>),
     /// The worker is about to exit (a restart above its memory limit, say): the scheduler
     /// takes its tasks back now and names `reason` in what it tells about them.
     Closing {

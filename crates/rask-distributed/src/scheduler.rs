@@ -35,6 +35,9 @@ pub struct SchedulerOptions {
     pub token: Option<String>,
     /// Where to write the scheduler file (address and token, mode 0600), if anywhere.
     pub scheduler_file: Option<PathBuf>,
+    /// Where to serve the dashboard (`host:port`; Dask's is port 8787), if anywhere. It
+    /// asks for `token` when there is one.
+    pub dashboard: Option<String>,
 }
 
 impl Default for SchedulerOptions {
@@ -46,6 +49,7 @@ impl Default for SchedulerOptions {
             max_frame: crate::codec::DEFAULT_MAX_FRAME,
             token: None,
             scheduler_file: None,
+            dashboard: None,
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct SchedulerStats {
 /// A running scheduler (on its own threads); dropping it stops it.
 pub struct SchedulerHandle {
     address: String,
+    /// Dropped after the scheduler's thread: it reads what that thread publishes.
+    dashboard: Option<rask_dashboard::Dashboard>,
     stats: std::sync::Arc<SchedulerStats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -86,6 +92,11 @@ impl SchedulerHandle {
     /// The address clients and workers connect to.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// `http://host:port` of the dashboard, when it serves one.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard.as_ref().map(|d| d.url())
     }
 
     /// Live figures: workers and clients connected, tasks known.
@@ -105,6 +116,7 @@ impl SchedulerHandle {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.dashboard.take();
     }
 
     /// Blocks until the scheduler stops (it runs until stopped or the process ends).
@@ -148,15 +160,24 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let stats = std::sync::Arc::new(SchedulerStats::default());
     let stats2 = stats.clone();
+    let (dashboard, publisher) = match &opts.dashboard {
+        Some(at) => {
+            let publisher = std::sync::Arc::new(rask_dashboard::Publisher::new());
+            let d = rask_dashboard::serve(at, opts.token.clone(), publisher.clone())?;
+            (Some(d), Some(publisher))
+        }
+        None => (None, None),
+    };
     let thread = std::thread::Builder::new()
         .name("rask-scheduler-main".into())
         .spawn(move || {
-            rt.block_on(serve(listener, opts, stop_rx, stats2));
+            rt.block_on(serve(listener, opts, stop_rx, stats2, publisher));
             rt.shutdown_timeout(Duration::from_millis(100));
         })
         .map_err(|e| RaskError::io("the scheduler's thread", e))?;
     Ok(SchedulerHandle {
         address,
+        dashboard,
         stats,
         stop: Some(stop_tx),
         thread: Some(thread),
@@ -236,13 +257,20 @@ pub fn read_scheduler_file(path: &std::path::Path) -> Result<SchedulerFile> {
     Ok(SchedulerFile { address, token })
 }
 
-/// Runs the scheduler on `listener` until `stop` fires.
+/// Runs the scheduler on `listener` until `stop` fires, publishing dashboard snapshots to
+/// `dashboard` when given.
 pub async fn serve(
     listener: TcpListener,
     opts: SchedulerOptions,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     stats: std::sync::Arc<SchedulerStats>,
+    dashboard: Option<std::sync::Arc<rask_dashboard::Publisher>>,
 ) {
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let mut dash = dashboard.map(|p| DashboardFeed::new(p, address));
     use std::sync::atomic::Ordering::Relaxed;
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let mut next_id: u64 = 1;
@@ -252,6 +280,8 @@ pub async fn serve(
         FxHashMap::default();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut dash_tick = tokio::time::interval(rask_dashboard::SNAPSHOT_INTERVAL);
+    dash_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -271,12 +301,12 @@ pub async fn serve(
             }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                apply(ev, &mut state, &mut clients, &mut workers);
+                apply(ev, &mut state, &mut clients, &mut workers, dash.as_mut());
                 // Take whatever else queued up before routing: one drain per burst.
                 let mut n = 0;
                 while n < 4096 {
                     match ev_rx.try_recv() {
-                        Ok(ev) => apply(ev, &mut state, &mut clients, &mut workers),
+                        Ok(ev) => apply(ev, &mut state, &mut clients, &mut workers, dash.as_mut()),
                         Err(_) => break,
                     }
                     n += 1;
@@ -310,6 +340,11 @@ pub async fn serve(
                 route(&mut state, &clients, &workers);
                 stats.workers.store(workers.len(), Relaxed);
             }
+            _ = dash_tick.tick(), if dash.is_some() => {
+                if let Some(d) = &mut dash {
+                    d.publish(&state, &workers, clients.len());
+                }
+            }
         }
     }
     for (_, tx) in workers.drain() {
@@ -324,6 +359,7 @@ fn apply(
     state: &mut ClusterState,
     clients: &mut FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>>,
     workers: &mut FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)>,
+    mut dash: Option<&mut DashboardFeed>,
 ) {
     match ev {
         Event::ClientJoined { id, tx } => {
@@ -345,6 +381,10 @@ fn apply(
         }
         Event::WorkerJoined { id, info, tx } => {
             tracing::info!("worker {id} joined: {} at {}", info.name, info.address);
+            if let Some(d) = dash {
+                let _ = tx.send(ToWorker::Observe { task_stream: true });
+                d.worker_joined(id, &info.name);
+            }
             workers.insert(id, (tx, Instant::now()));
             state.add_worker(id, info);
         }
@@ -356,15 +396,158 @@ fn apply(
             };
             w.1 = Instant::now();
             for m in msgs {
-                state.handle_worker(id, m);
+                match m {
+                    FromWorker::Observed(obs) => {
+                        if let Some(d) = dash.as_deref_mut() {
+                            d.observed(id, *obs);
+                        }
+                    }
+                    m => state.handle_worker(id, m),
+                }
             }
         }
         Event::WorkerLeft(id, cause) => {
             if workers.remove(&id).is_some() {
+                if let Some(d) = dash {
+                    d.worker_left(id);
+                }
                 tracing::warn!("worker {id} left: {cause}");
                 state.remove_worker(id, &cause);
             }
         }
+    }
+}
+
+/// The scheduler's side of the dashboard: what the workers report for it, and the snapshots
+/// built from that and the state machine's counters.
+struct DashboardFeed {
+    publisher: std::sync::Arc<rask_dashboard::Publisher>,
+    address: String,
+    started_ms: f64,
+    workers: FxHashMap<WorkerId, WorkerFeed>,
+}
+
+struct WorkerFeed {
+    name: std::sync::Arc<str>,
+    last: crate::protocol::Observation,
+    logs: std::collections::VecDeque<String>,
+    /// The log lines as last published, shared by snapshots until a new line comes.
+    published_logs: std::sync::Arc<Vec<String>>,
+}
+
+impl DashboardFeed {
+    fn new(publisher: std::sync::Arc<rask_dashboard::Publisher>, address: String) -> Self {
+        DashboardFeed {
+            publisher,
+            address,
+            started_ms: rask_dashboard::now_ms(),
+            workers: FxHashMap::default(),
+        }
+    }
+
+    fn worker_joined(&mut self, id: WorkerId, name: &str) {
+        self.workers.insert(
+            id,
+            WorkerFeed {
+                name: std::sync::Arc::from(name),
+                last: Default::default(),
+                logs: Default::default(),
+                published_logs: Default::default(),
+            },
+        );
+    }
+
+    fn worker_left(&mut self, id: WorkerId) {
+        self.workers.remove(&id);
+    }
+
+    fn observed(&mut self, id: WorkerId, mut obs: crate::protocol::Observation) {
+        let Some(w) = self.workers.get_mut(&id) else {
+            return;
+        };
+        let worker = w.name.clone();
+        let records =
+            std::mem::take(&mut obs.stream)
+                .into_iter()
+                .map(|e| rask_dashboard::TaskRecord {
+                    id: 0,
+                    worker: worker.clone(),
+                    lane: e.lane,
+                    key: e.key,
+                    kind: e.kind,
+                    start_ms: e.start_us as f64 / 1000.0,
+                    stop_ms: e.stop_us as f64 / 1000.0,
+                });
+        self.publisher.record(records, obs.stream_dropped);
+        if !obs.logs.is_empty() {
+            for line in std::mem::take(&mut obs.logs) {
+                if w.logs.len() == rask_dashboard::LOG_KEEP {
+                    w.logs.pop_front();
+                }
+                w.logs.push_back(line);
+            }
+            w.published_logs = std::sync::Arc::new(w.logs.iter().cloned().collect());
+        }
+        w.last = obs;
+    }
+
+    /// Builds and publishes a snapshot: O(workers + prefixes), plus a bounded graph.
+    fn publish(
+        &mut self,
+        state: &ClusterState,
+        workers: &FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)>,
+        n_clients: usize,
+    ) {
+        let now = Instant::now();
+        let mut rows = Vec::new();
+        let mut logs = Vec::new();
+        let mut n_threads = 0u64;
+        for w in state.worker_summaries() {
+            let feed = self.workers.get(&w.id);
+            let last_seen_ms = workers.get(&w.id).map_or(0.0, |(_, seen)| {
+                now.duration_since(*seen).as_secs_f64() * 1000.0
+            });
+            n_threads += w.nthreads as u64;
+            rows.push(rask_dashboard::WorkerRow {
+                id: w.id,
+                name: w.name,
+                address: w.address,
+                nthreads: w.nthreads,
+                memory_limit: w.memory_limit,
+                managed: w.metrics.managed,
+                spilled: w.metrics.spilled,
+                process: w.metrics.process,
+                executing: w.metrics.executing as u64,
+                ready: w.metrics.ready as u64,
+                processing: w.processing as u64,
+                in_memory: w.keys as u64,
+                paused: w.metrics.paused,
+                cpu: feed.map_or(0.0, |f| f.last.cpu as f64),
+                net_read_bps: feed.map_or(0.0, |f| f.last.net_read_bps as f64),
+                net_write_bps: feed.map_or(0.0, |f| f.last.net_write_bps as f64),
+                last_seen_ms,
+            });
+            logs.push(feed.map(|f| f.published_logs.clone()).unwrap_or_default());
+        }
+        let snapshot = rask_dashboard::Snapshot {
+            seq: 0,
+            now_ms: rask_dashboard::now_ms(),
+            info: rask_dashboard::Info {
+                source: "cluster",
+                version: env!("CARGO_PKG_VERSION"),
+                address: self.address.clone(),
+                started_ms: self.started_ms,
+                n_workers: rows.len() as u64,
+                n_threads,
+                n_clients: n_clients as u64,
+                n_tasks: state.n_tasks() as u64,
+            },
+            prefixes: state.prefix_rows(),
+            workers: rows,
+            logs,
+            graph: std::sync::Arc::new(state.graph_view(rask_dashboard::GRAPH_TASK_LIMIT)),
+        };
+        self.publisher.publish(snapshot);
     }
 }
 

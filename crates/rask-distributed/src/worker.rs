@@ -257,6 +257,52 @@ enum FetchOutcome {
     Failed(String),
 }
 
+/// The most task-stream records one heartbeat carries; more are dropped and counted.
+const STREAM_BATCH: usize = 5000;
+
+/// Task-stream records waiting for the next heartbeat. Recording is off until the scheduler
+/// says a dashboard is watching ([`ToWorker::Observe`]).
+#[derive(Default)]
+struct StreamRecorder {
+    on: std::sync::atomic::AtomicBool,
+    buf: Mutex<(Vec<crate::protocol::StreamEvent>, u64)>,
+}
+
+impl StreamRecorder {
+    fn enabled(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, key: &Key, kind: rask_dashboard::StreamKind, lane: u32, start_us: u64) {
+        let stop_us = now_us();
+        let mut b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        if b.0.len() >= STREAM_BATCH {
+            b.1 += 1;
+            return;
+        }
+        b.0.push(crate::protocol::StreamEvent {
+            key: key.clone(),
+            kind,
+            lane,
+            start_us,
+            stop_us,
+        });
+    }
+
+    fn take(&self) -> (Vec<crate::protocol::StreamEvent>, u64) {
+        let mut b = self.buf.lock().unwrap_or_else(|p| p.into_inner());
+        (std::mem::take(&mut b.0), std::mem::take(&mut b.1))
+    }
+}
+
+/// Microseconds since the Unix epoch (the task stream's clock: workers' records line up on
+/// one page only on a common clock).
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// The executor threads' queue: jobs and a stop flag, with the condition variable they wait on.
 type JobQueue = Arc<(Mutex<(VecDeque<Job>, bool)>, Condvar)>;
 
@@ -267,15 +313,16 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(n: u32, events: mpsc::UnboundedSender<Event>) -> Self {
+    fn new(n: u32, events: mpsc::UnboundedSender<Event>, stream: Arc<StreamRecorder>) -> Self {
         let queue: JobQueue = Arc::new((Mutex::new((VecDeque::new(), false)), Condvar::new()));
         let threads = (0..n.max(1))
             .map(|i| {
                 let q = queue.clone();
                 let events = events.clone();
+                let stream = stream.clone();
                 std::thread::Builder::new()
                     .name(format!("rask-exec-{i}"))
-                    .spawn(move || executor_thread(q, events))
+                    .spawn(move || executor_thread(q, events, i, &stream))
                     .expect("spawning an executor thread")
             })
             .collect();
@@ -298,7 +345,12 @@ impl Pool {
     }
 }
 
-fn executor_thread(queue: JobQueue, events: mpsc::UnboundedSender<Event>) {
+fn executor_thread(
+    queue: JobQueue,
+    events: mpsc::UnboundedSender<Event>,
+    lane: u32,
+    stream: &StreamRecorder,
+) {
     let (m, cv) = &*queue;
     loop {
         let job = {
@@ -313,7 +365,11 @@ fn executor_thread(queue: JobQueue, events: mpsc::UnboundedSender<Event>) {
                 g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
             }
         };
+        let start = stream.enabled().then(now_us);
         let (result, us) = run_timed(&job);
+        if let Some(start) = start {
+            stream.record(&job.key, rask_dashboard::StreamKind::Compute, lane, start);
+        }
         if events
             .send(Event::Executed(job.key, result, us, Some(job.op)))
             .is_err()
@@ -432,6 +488,7 @@ fn read_data_answer(r: &mut impl std::io::Read, max_frame: u64, peer: &str) -> R
         PeerResponse::Busy => Ok(PeerAnswer::Busy),
         PeerResponse::Data { values, missing } => {
             let mut out = Vec::with_capacity(values.len());
+            crate::comm::traffic::read(head.value_lens.iter().sum::<u64>() as usize);
             for ((key, wire), len) in values.into_iter().zip(head.value_lens) {
                 let mut limited = std::io::Read::take(&mut *r, len);
                 let value = Value::decode_from(&wire.type_tag, &mut limited, len)
@@ -728,7 +785,8 @@ async fn run_session(
             }
         })
     };
-    let pool = Pool::new(opts.nthreads, ev_tx.clone());
+    let stream = Arc::new(StreamRecorder::default());
+    let pool = Pool::new(opts.nthreads, ev_tx.clone(), stream.clone());
     let mut ws = WorkerState::new(
         WorkerConfig::new(opts.nthreads, opts.memory_limit),
         address.to_string(),
@@ -744,6 +802,9 @@ async fn run_session(
         peers: peers.clone(),
         inline_limit: WorkerConfig::new(opts.nthreads, opts.memory_limit).inline_limit,
         op_times: FxHashMap::default(),
+        stream,
+        nthreads: opts.nthreads,
+        observer: None,
     };
     let outcome = loop {
         let retry_sleep = async {
@@ -784,6 +845,9 @@ async fn run_session(
             _ = heartbeat.tick() => {
                 ws.memory_report(process_rss());
                 let _ = ctx.sched_tx.send(FromWorker::Heartbeat { metrics: ws.metrics() });
+                if let Some(obs) = ctx.observation() {
+                    let _ = ctx.sched_tx.send(FromWorker::Observed(Box::new(obs)));
+                }
                 if let Some(exit) = ctx.run_instructions(&mut ws) {
                     break Ok(Some(exit));
                 }
@@ -807,9 +871,63 @@ struct Ctx {
     inline_limit: u64,
     /// Per op name: average run time (microseconds) and how many runs it covers.
     op_times: FxHashMap<String, (f64, u32)>,
+    stream: Arc<StreamRecorder>,
+    nthreads: u32,
+    /// Set while a dashboard watches: what the previous observation saw.
+    observer: Option<Observer>,
+}
+
+/// The counters behind a worker's reports to the dashboard.
+struct Observer {
+    cpu: rask_dashboard::ProcessSampler,
+    at: std::time::Instant,
+    traffic: (u64, u64),
+    log_cursor: u64,
 }
 
 impl Ctx {
+    /// Starts or stops reporting to the dashboard.
+    fn observe(&mut self, on: bool) {
+        self.stream.on.store(on, Ordering::Relaxed);
+        self.observer = on.then(|| {
+            let mut cpu = rask_dashboard::ProcessSampler::default();
+            cpu.cpu_percent();
+            Observer {
+                cpu,
+                at: std::time::Instant::now(),
+                traffic: crate::comm::traffic::totals(),
+                // The lines logged before the dashboard asked are sent too (the ring keeps
+                // the recent ones only).
+                log_cursor: 0,
+            }
+        });
+        if !on {
+            self.stream.take();
+        }
+    }
+
+    /// What happened since the previous report, while a dashboard watches.
+    fn observation(&mut self) -> Option<crate::protocol::Observation> {
+        let o = self.observer.as_mut()?;
+        let now = std::time::Instant::now();
+        let secs = now.duration_since(o.at).as_secs_f64().max(1e-6);
+        let (r, w) = crate::comm::traffic::totals();
+        let obs = {
+            let (stream, stream_dropped) = self.stream.take();
+            crate::protocol::Observation {
+                cpu: o.cpu.cpu_percent() as f32,
+                net_read_bps: ((r - o.traffic.0) as f64 / secs) as f32,
+                net_write_bps: ((w - o.traffic.1) as f64 / secs) as f32,
+                stream,
+                stream_dropped,
+                logs: crate::logs::take_new(&mut o.log_cursor),
+            }
+        };
+        o.at = now;
+        o.traffic = (r, w);
+        Some(obs)
+    }
+
     fn learn_time(&mut self, op: &WireOp, us: u32) {
         match self.op_times.get_mut(op.name.as_str()) {
             Some((avg, n)) => {
@@ -835,6 +953,7 @@ impl Ctx {
                 for m in msgs {
                     match m {
                         ToWorker::Close => return Some(Some(WorkerExit::Closed)),
+                        ToWorker::Observe { task_stream } => self.observe(task_stream),
                         ToWorker::PutData { values } => {
                             let mut got = Vec::with_capacity(values.len());
                             for (k, v) in values {
@@ -963,7 +1082,16 @@ impl Ctx {
                                 // Reported through the event queue like a pool result, so
                                 // the state machine sees the same order of events.
                                 let job = Job { key, op, inputs };
+                                let start = self.stream.enabled().then(now_us);
                                 let (result, us) = run_timed(&job);
+                                if let Some(start) = start {
+                                    self.stream.record(
+                                        &job.key,
+                                        rask_dashboard::StreamKind::Compute,
+                                        self.nthreads,
+                                        start,
+                                    );
+                                }
                                 let _ = self.ev_tx.send(Event::Executed(
                                     job.key,
                                     result,
@@ -986,9 +1114,22 @@ impl Ctx {
                     WorkerInstruction::Fetch { from, keys } => {
                         let peers = self.peers.clone();
                         let ev_tx = self.ev_tx.clone();
+                        let stream = self.stream.clone();
+                        let lane = self.nthreads;
                         tokio::spawn(async move {
+                            let start = stream.enabled().then(now_us);
                             let outcome = match peers.get_data(&from, keys.clone()).await {
                                 Ok(PeerAnswer::Data { values, missing }) => {
+                                    if let Some(start) = start {
+                                        for (k, _) in &values {
+                                            stream.record(
+                                                k,
+                                                rask_dashboard::StreamKind::Transfer,
+                                                lane,
+                                                start,
+                                            );
+                                        }
+                                    }
                                     FetchOutcome::Data { values, missing }
                                 }
                                 Ok(PeerAnswer::Busy) => FetchOutcome::Busy,
@@ -1036,7 +1177,13 @@ impl Ctx {
                     }
                     WorkerInstruction::Release { key } => lock(&self.store).remove(&key),
                     WorkerInstruction::Spill { key } => {
-                        let ok = match lock(&self.store).spill(&key) {
+                        let start = self.stream.enabled().then(now_us);
+                        let spilled = lock(&self.store).spill(&key);
+                        if let Some(start) = start {
+                            let kind = rask_dashboard::StreamKind::Spill;
+                            self.stream.record(&key, kind, self.nthreads, start);
+                        }
+                        let ok = match spilled {
                             Ok(ok) => ok,
                             Err(e) => {
                                 tracing::error!("spilling {key}: {e}");

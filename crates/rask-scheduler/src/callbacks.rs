@@ -16,6 +16,9 @@ pub trait Callback: Send + Sync {
     fn on_task_start(&self, _graph: &Graph, _id: TaskId) {}
     fn on_task_finish(&self, _graph: &Graph, _id: TaskId, _nbytes: u64, _elapsed: Duration) {}
     fn on_task_error(&self, _graph: &Graph, _id: TaskId, _error: &RaskError) {}
+    /// A finished task's value was dropped (no task needs it any more). Called with the
+    /// executor's lock held: keep it very cheap.
+    fn on_task_release(&self, _graph: &Graph, _id: TaskId) {}
     /// Called once, with the final state of every task.
     fn on_compute_finish(&self, _graph: &Graph, _states: &[TaskState], _error: Option<&RaskError>) {
     }

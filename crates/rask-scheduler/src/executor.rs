@@ -285,13 +285,13 @@ fn worker_loop(shared: &Shared, graph: &Graph, opts: &RunOptions, threads: usize
             done.push((id, Some(result)));
             if k + 1 < n && since_flush.elapsed() >= FLUSH_AFTER {
                 let mut g = lock(shared);
-                report(&mut g, shared, &mut done);
+                report(&mut g, shared, &mut done, graph, opts);
                 drop(g);
                 since_flush = Instant::now();
             }
         }
         guard = lock(shared);
-        report(&mut guard, shared, &mut done);
+        report(&mut guard, shared, &mut done, graph, opts);
     }
 }
 
@@ -388,6 +388,8 @@ fn report(
     guard: &mut MutexGuard<'_, Inner>,
     shared: &Shared,
     done: &mut Vec<(TaskId, Option<Result<Value>>)>,
+    graph: &Graph,
+    opts: &RunOptions,
 ) {
     let inner = &mut **guard;
     for (id, result) in done.drain(..) {
@@ -413,6 +415,9 @@ fn report(
                 for r in state.drain_released() {
                     values[r as usize] = None;
                     spill.remove(r);
+                    for cb in &opts.callbacks {
+                        cb.on_task_release(graph, r);
+                    }
                 }
             }
             Some(Err(e)) => {

@@ -33,6 +33,9 @@
 //! // Objects written through the server are plain files under `server.root()`.
 //! ```
 
+pub mod browser;
+pub mod http;
+
 use std::net::SocketAddr;
 use std::path::Path;
 

@@ -39,6 +39,8 @@ pub struct Config {
     /// When set, `compute` and `persist` run on this cluster instead of in this process
     /// (see [`crate::distributed::Client::set_as_default`]).
     pub client: Option<crate::distributed::Client>,
+    /// The dashboard serving this config's computations, if any ([`Config::with_dashboard`]).
+    pub dashboard: Option<Arc<rask_dashboard::LocalDashboard>>,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             callbacks: Vec::new(),
             cancel: CancelToken::new(),
             client: None,
+            dashboard: None,
         }
     }
 
@@ -90,6 +93,23 @@ impl Config {
     pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
         self.cancel = cancel;
         self
+    }
+
+    /// Serves the dashboard on `address` (`host:port`, port 0 picks one; Dask's is
+    /// `127.0.0.1:8787`) for the computations run with this config on the local executors:
+    /// the same pages a cluster's scheduler serves. The server starts now and stops when the
+    /// last clone of this config is dropped. An address that cannot be bound is an error
+    /// naming it.
+    pub fn with_dashboard(mut self, address: &str) -> Result<Self> {
+        let dashboard = rask_dashboard::LocalDashboard::start(address)?;
+        self.callbacks.push(dashboard.clone());
+        self.dashboard = Some(dashboard);
+        Ok(self)
+    }
+
+    /// `http://host:port` of this config's dashboard, if it has one.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard.as_ref().map(|d| d.url())
     }
 }
 

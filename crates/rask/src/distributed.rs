@@ -60,6 +60,13 @@ pub fn init() {
     rask_distributed::local::run_worker_if_requested();
 }
 
+/// Logs events passing `filter` (`warn`, `info`, `rask=debug`, ...) to standard error and
+/// keeps the recent `info` lines for the dashboard's workers page. Does nothing when the
+/// program installed a `tracing` subscriber of its own.
+pub fn init_logging(filter: &str) {
+    rask_distributed::logs::init_logging(filter);
+}
+
 /// Graphs sent to a cluster are culled and have cheap tasks inlined, but are not fused: a
 /// future's key must stay a key of its own.
 fn cluster_optimize() -> OptimizeOptions {

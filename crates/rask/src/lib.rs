@@ -107,6 +107,10 @@ pub mod array {
 }
 pub use rask_scheduler as scheduler;
 
+/// The live dashboard: [`Config::with_dashboard`] for local computations,
+/// `LocalClusterOptions::dashboard` for a cluster (see `docs/dashboard.md`).
+pub use rask_dashboard as dashboard;
+
 /// Partitioned DataFrames: [`rask_dataframe`] plus [`dataframe::from_delayed`].
 pub mod dataframe {
     pub use rask_dataframe::*;

@@ -170,6 +170,20 @@ impl State {
         )
     }
 
+    /// The dashboard's state, by [`rask_dashboard::TaskPhase::index`].
+    fn phase(self) -> usize {
+        use rask_dashboard::TaskPhase as P;
+        match self {
+            State::Released => P::Released,
+            State::Waiting | State::NoWorker | State::Scattering(_) => P::Waiting,
+            State::Queued => P::Queued,
+            State::Processing(_) => P::Processing,
+            State::Memory => P::Memory,
+            State::Erred => P::Erred,
+        }
+        .index()
+    }
+
     fn kind(self) -> TaskStateKind {
         match self {
             State::Released => TaskStateKind::Released,
@@ -216,6 +230,8 @@ struct Task {
     /// carry it back, so a stale answer from an earlier run is told apart from the current
     /// one.
     attempt: u32,
+    /// Its key's prefix, an index into `ClusterState::prefixes` (set by `alloc`).
+    prefix: u32,
     flags: u8,
 }
 
@@ -281,6 +297,19 @@ struct Steal {
     valid: bool,
 }
 
+/// The dashboard's counters for one key prefix, kept as tasks move (a few additions per
+/// transition), so that a snapshot never walks the tasks.
+#[derive(Clone, Debug, Default)]
+struct PrefixStats {
+    name: Arc<str>,
+    /// Tasks per state, by [`rask_dashboard::TaskPhase::index`].
+    counts: [u64; 6],
+    forgotten: u64,
+    /// Bytes and keys of its values held somewhere (one copy counted per key).
+    nbytes: u64,
+    keys: u64,
+}
+
 /// The scheduler's state machine. See the module docs.
 pub struct ClusterState {
     config: SchedulerConfig,
@@ -319,6 +348,10 @@ pub struct ClusterState {
     release_checks: Vec<u32>,
     /// Tasks that became ready; placed by `settle`.
     ready: Vec<u32>,
+    prefixes: Vec<PrefixStats>,
+    prefix_index: FxHashMap<Arc<str>, u32>,
+    /// Prefix pairs `(input, reader)` seen in submitted graphs: the grouped graph view.
+    prefix_edges: FxHashSet<(u32, u32)>,
 }
 
 impl ClusterState {
@@ -344,6 +377,9 @@ impl ClusterState {
             pending_frees: BTreeMap::new(),
             release_checks: Vec::new(),
             ready: Vec::new(),
+            prefixes: Vec::new(),
+            prefix_index: FxHashMap::default(),
+            prefix_edges: FxHashSet::default(),
         }
     }
 
@@ -432,7 +468,13 @@ impl ClusterState {
         held.sort_unstable();
         for t in held {
             let task = self.task_mut(t);
+            let had = !task.who_has.is_empty();
             task.who_has.retain(|w| *w != id);
+            let gone = had && task.who_has.is_empty();
+            if gone {
+                self.no_replica_left(t);
+            }
+            let task = self.task(t);
             if task.who_has.is_empty() && task.state == State::Memory {
                 self.mark_lost(t);
                 lost.push(t);
@@ -529,20 +571,7 @@ impl ClusterState {
                 return;
             }
             ToScheduler::Info => {
-                let workers = self
-                    .workers
-                    .iter()
-                    .map(|(&wid, ws)| WorkerSummary {
-                        id: wid,
-                        name: ws.info.name.clone(),
-                        address: ws.info.address.clone(),
-                        nthreads: ws.info.nthreads,
-                        memory_limit: ws.info.memory_limit,
-                        metrics: ws.metrics,
-                        processing: ws.processing.len() as u32,
-                        keys: ws.has.len() as u32,
-                    })
-                    .collect();
+                let workers = self.worker_summaries();
                 self.out
                     .push(Outgoing::Client(id, ToClient::Info { workers }));
             }
@@ -586,6 +615,8 @@ impl ClusterState {
             // The scheduler never asks for inline values (a client wanting a key already in
             // memory fetches it from a worker itself), so there is nobody to forward them to.
             FromWorker::InlineValues { .. } => {}
+            // For the dashboard: the driver reads it.
+            FromWorker::Observed(_) => {}
             FromWorker::Closing { reason } => {
                 self.remove_worker(id, &reason);
                 return;
@@ -707,6 +738,93 @@ impl ClusterState {
         }
     }
 
+    /// Every worker as `Client::scheduler_info` and the dashboard show it.
+    pub fn worker_summaries(&self) -> Vec<WorkerSummary> {
+        self.workers
+            .iter()
+            .map(|(&wid, ws)| WorkerSummary {
+                id: wid,
+                name: ws.info.name.clone(),
+                address: ws.info.address.clone(),
+                nthreads: ws.info.nthreads,
+                memory_limit: ws.info.memory_limit,
+                metrics: ws.metrics,
+                processing: ws.processing.len() as u32,
+                keys: ws.has.len() as u32,
+            })
+            .collect()
+    }
+
+    /// The dashboard's progress rows: one per prefix with tasks or history.
+    pub fn prefix_rows(&self) -> Vec<rask_dashboard::PrefixRow> {
+        self.prefixes
+            .iter()
+            .filter(|p| p.counts.iter().any(|&c| c > 0) || p.forgotten > 0)
+            .map(|p| rask_dashboard::PrefixRow {
+                prefix: p.name.to_string(),
+                counts: rask_dashboard::StateCounts::from_array(p.counts, p.forgotten),
+                nbytes: p.nbytes,
+                keys: p.keys,
+            })
+            .collect()
+    }
+
+    /// The dashboard's graph: every task when there are at most `limit`, else one node per
+    /// prefix with tasks, joined where a task of one reads a task of the other.
+    pub fn graph_view(&self, limit: usize) -> rask_dashboard::GraphView {
+        use rask_dashboard::{GraphNode, GraphView, StateCounts, TaskPhase};
+        let n = self.index.len();
+        let mut view = GraphView {
+            grouped: n > limit,
+            n_tasks: n as u64,
+            ..Default::default()
+        };
+        if n <= limit {
+            let mut node_of: FxHashMap<u32, u32> = FxHashMap::default();
+            for (t, task) in self.tasks.iter().enumerate() {
+                let Some(task) = task else { continue };
+                node_of.insert(t as u32, view.nodes.len() as u32);
+                view.nodes.push(GraphNode {
+                    id: view.nodes.len() as u32,
+                    label: task.key.to_string(),
+                    prefix: task.key.prefix().to_string(),
+                    state: TaskPhase::ALL[task.state.phase()],
+                    counts: None,
+                });
+            }
+            for (t, task) in self.tasks.iter().enumerate() {
+                let Some(task) = task else { continue };
+                for d in &task.deps {
+                    view.edges.push([node_of[d], node_of[&(t as u32)]]);
+                }
+            }
+            return view;
+        }
+        for (i, p) in self.prefixes.iter().enumerate() {
+            if p.counts.iter().all(|&c| c == 0) {
+                continue;
+            }
+            let counts = StateCounts::from_array(p.counts, p.forgotten);
+            view.nodes.push(GraphNode {
+                id: i as u32,
+                label: p.name.to_string(),
+                prefix: p.name.to_string(),
+                state: counts.dominant(),
+                counts: Some(counts),
+            });
+        }
+        let live = |i: u32| self.prefixes[i as usize].counts.iter().any(|&c| c > 0);
+        let mut edges: Vec<[u32; 2]> = self
+            .prefix_edges
+            .iter()
+            .filter(|(a, b)| live(*a) && live(*b))
+            .map(|&(a, b)| [a, b])
+            .collect();
+        edges.sort_unstable();
+        view.edges = edges;
+        view
+    }
+
     pub fn n_workers(&self) -> usize {
         self.workers.len()
     }
@@ -773,11 +891,19 @@ impl ClusterState {
             .values()
             .map(|v| 64 + v.type_tag.len() + v.data.len())
             .sum::<usize>();
+        n += self
+            .prefixes
+            .iter()
+            .map(|p| size_of::<PrefixStats>() + 2 * (16 + p.name.len()))
+            .sum::<usize>();
+        n += set_bytes::<(Arc<str>, u32)>(self.prefix_index.capacity());
+        n += set_bytes::<(u32, u32)>(self.prefix_edges.capacity());
         n
     }
 
     /// Panics with a clear message if an internal invariant is broken (for tests).
     pub fn check_invariants(&self) {
+        self.check_prefix_counters();
         let mut live = 0usize;
         let mut n_processing = 0usize;
         let mut n_queued = 0usize;
@@ -1017,8 +1143,10 @@ impl ClusterState {
             .collect()
     }
 
-    fn alloc(&mut self, task: Task) -> u32 {
+    fn alloc(&mut self, mut task: Task) -> u32 {
         let key = task.key.clone();
+        task.prefix = self.prefix_id(key.prefix());
+        self.prefixes[task.prefix as usize].counts[task.state.phase()] += 1;
         let t = match self.free_ids.pop() {
             Some(t) => {
                 self.tasks[t as usize] = Some(task);
@@ -1111,6 +1239,13 @@ impl ClusterState {
         if old == new {
             return;
         }
+        let (po, pn) = (old.phase(), new.phase());
+        if po != pn {
+            let prefix = self.task(t).prefix as usize;
+            let p = &mut self.prefixes[prefix];
+            p.counts[po] -= 1;
+            p.counts[pn] += 1;
+        }
         match old {
             State::Processing(w) => {
                 if let Some(ws) = self.workers.get_mut(&w) {
@@ -1189,18 +1324,75 @@ impl ClusterState {
         // decoded on the receiving worker no longer shares its sender's buffers); counting
         // each holder with the task's one size keeps `managed` equal to what
         // `drop_replicas` and `missing_data` take off again.
-        if task.who_has.is_empty() {
+        let first = task.who_has.is_empty();
+        if first {
             task.nbytes = nbytes;
         }
         let nbytes = task.nbytes;
         task.who_has.push(w);
+        let prefix = task.prefix as usize;
+        if first {
+            let p = &mut self.prefixes[prefix];
+            p.nbytes += nbytes;
+            p.keys += 1;
+        }
         let ws = self.workers.get_mut(&w).expect("replica on a live worker");
         ws.has.insert(t);
         ws.managed += nbytes;
     }
 
+    /// The last copy of `t`'s value is gone: its prefix holds that much less.
+    /// The dashboard's counters agree with a recount over the tasks.
+    fn check_prefix_counters(&self) {
+        let mut counts = vec![[0u64; 6]; self.prefixes.len()];
+        let mut held = vec![(0u64, 0u64); self.prefixes.len()];
+        for task in self.tasks.iter().flatten() {
+            let p = task.prefix as usize;
+            assert_eq!(
+                &*self.prefixes[p].name,
+                task.key.prefix(),
+                "{}: wrong prefix",
+                task.key
+            );
+            counts[p][task.state.phase()] += 1;
+            if !task.who_has.is_empty() {
+                held[p].0 += task.nbytes;
+                held[p].1 += 1;
+            }
+        }
+        for (i, p) in self.prefixes.iter().enumerate() {
+            assert_eq!(p.counts, counts[i], "prefix {}: state counts", p.name);
+            assert_eq!((p.nbytes, p.keys), held[i], "prefix {}: bytes held", p.name);
+        }
+    }
+
+    fn no_replica_left(&mut self, t: u32) {
+        let task = self.task(t);
+        let (prefix, nbytes) = (task.prefix as usize, task.nbytes);
+        let p = &mut self.prefixes[prefix];
+        p.nbytes -= nbytes;
+        p.keys -= 1;
+    }
+
+    fn prefix_id(&mut self, prefix: &str) -> u32 {
+        if let Some(&i) = self.prefix_index.get(prefix) {
+            return i;
+        }
+        let i = self.prefixes.len() as u32;
+        let name: Arc<str> = Arc::from(prefix);
+        self.prefixes.push(PrefixStats {
+            name: name.clone(),
+            ..Default::default()
+        });
+        self.prefix_index.insert(name, i);
+        i
+    }
+
     fn drop_replicas(&mut self, t: u32) {
         let holders = std::mem::take(&mut self.task_mut(t).who_has);
+        if !holders.is_empty() {
+            self.no_replica_left(t);
+        }
         let (key, nbytes) = (self.task(t).key.clone(), self.task(t).nbytes);
         for w in holders {
             if let Some(ws) = self.workers.get_mut(&w) {
@@ -1539,6 +1731,9 @@ impl ClusterState {
                 continue;
             }
             let task = self.tasks[t as usize].take().expect("checked");
+            let p = &mut self.prefixes[task.prefix as usize];
+            p.counts[task.state.phase()] -= 1;
+            p.forgotten += 1;
             self.index.remove(&task.key);
             self.errors.remove(&t);
             self.deaths.remove(&t);
@@ -1719,6 +1914,7 @@ impl ClusterState {
                 n_wants: 0,
                 suspicious: 0,
                 attempt: 0,
+                prefix: 0,
                 flags: F_NEW,
             });
             new_ids.push(t);
@@ -1769,9 +1965,19 @@ impl ClusterState {
                 }
             }
         }
+        let mut last_edge = (u32::MAX, u32::MAX);
         for (&t, (deps, args)) in new_ids.iter().zip(resolved) {
+            let tp = self.task(t).prefix;
             for &d in &deps {
-                self.task_mut(d).dependents.push(t);
+                let dt = self.task_mut(d);
+                dt.dependents.push(t);
+                // Graphs repeat one prefix pair over and over: skip the set when it is the
+                // pair just added.
+                let edge = (dt.prefix, tp);
+                if edge != last_edge && edge.0 != edge.1 {
+                    self.prefix_edges.insert(edge);
+                    last_edge = edge;
+                }
             }
             let task = self.task_mut(t);
             task.deps = deps;
@@ -1866,6 +2072,7 @@ impl ClusterState {
         }
         for &t in new_ids {
             let task = self.tasks[t as usize].take().expect("new task");
+            self.prefixes[task.prefix as usize].counts[task.state.phase()] -= 1;
             self.index.remove(&task.key);
             self.free_ids.push(t);
         }
@@ -1974,6 +2181,7 @@ impl ClusterState {
                         n_wants: 0,
                         suspicious: 0,
                         attempt: 0,
+                        prefix: 0,
                         flags: 0,
                     })
                 }
@@ -2067,7 +2275,11 @@ impl ClusterState {
             let task = self.task_mut(t);
             if let Some(pos) = task.who_has.iter().position(|&x| x == e) {
                 task.who_has.remove(pos);
+                let gone = task.who_has.is_empty();
                 let nbytes = task.nbytes;
+                if gone {
+                    self.no_replica_left(t);
+                }
                 let ws = self.workers.get_mut(&e).expect("found above");
                 ws.has.remove(&t);
                 ws.managed -= nbytes;
@@ -2533,7 +2745,7 @@ mod tests {
                     self.held.extend(keys.iter().cloned());
                     self.outbox.push_back(FromWorker::AddKeys { keys });
                 }
-                ToWorker::SendInline { .. } | ToWorker::Close => {}
+                ToWorker::SendInline { .. } | ToWorker::Close | ToWorker::Observe { .. } => {}
             }
         }
     }
@@ -2601,6 +2813,77 @@ mod tests {
         assert_eq!(s.s.n_tasks(), 0);
         assert!(s.workers[&w1].held.is_empty());
         assert!(s.s.heap_bytes() < 10_000);
+    }
+
+    #[test]
+    fn dashboard_counters_follow_every_transition() {
+        // Keys `inc-<token>` share the prefix `inc`; `sum-<token>` reads all of them.
+        let name = |p: &str, i: usize| format!("{p}-{i:032x}");
+        let mut s = sim();
+        let w = s.add_worker(1);
+        let incs: Vec<String> = (0..3).map(|i| name("inc", i)).collect();
+        let sum = name("sum", 9);
+        let mut tasks: Vec<ClientTask> = incs.iter().map(|n| ct(n, &[], 0)).collect();
+        let deps: Vec<&str> = incs.iter().map(String::as_str).collect();
+        tasks.push(ct(&sum, &deps, 1));
+        s.client(1, update(tasks, &[sum.as_str()]));
+        let row = |s: &Sim, p: &str| {
+            s.s.prefix_rows()
+                .into_iter()
+                .find(|r| r.prefix == p)
+                .unwrap_or_else(|| panic!("no row for {p}"))
+        };
+        let inc = row(&s, "inc");
+        assert_eq!(inc.counts.total(), 3);
+        assert_eq!(
+            inc.counts.waiting + inc.counts.queued + inc.counts.processing,
+            3
+        );
+        assert_eq!(row(&s, "sum").counts.waiting, 1);
+        // Small graph: one node per task, an edge per input.
+        let g = s.s.graph_view(100);
+        assert!(!g.grouped);
+        assert_eq!((g.nodes.len(), g.edges.len()), (4, 3));
+        // Over the limit: one node per prefix, one edge inc -> sum.
+        let g = s.s.graph_view(2);
+        assert!(g.grouped);
+        assert_eq!(g.nodes.len(), 2);
+        assert_eq!(g.edges.len(), 1);
+        let from = &g
+            .nodes
+            .iter()
+            .find(|n| n.id == g.edges[0][0])
+            .unwrap()
+            .prefix;
+        assert_eq!(from, "inc");
+
+        for n in &incs {
+            s.finish(n);
+        }
+        let inc = row(&s, "inc");
+        assert_eq!((inc.counts.memory, inc.nbytes, inc.keys), (3, 24, 3));
+        s.finish(&sum);
+        let inc = row(&s, "inc");
+        assert_eq!((inc.counts.memory, inc.counts.released), (0, 3));
+        assert_eq!((inc.nbytes, inc.keys), (0, 0));
+        let total = row(&s, "sum");
+        assert_eq!((total.counts.memory, total.nbytes), (1, 8));
+        assert_eq!(s.s.worker_summaries()[0].id, w);
+        // Released by its client: everything is forgotten, and counted as such.
+        s.client(
+            1,
+            ToScheduler::Release {
+                keys: vec![k(&sum)],
+            },
+        );
+        let inc = row(&s, "inc");
+        assert_eq!((inc.counts.total(), inc.counts.forgotten), (3, 3));
+        assert_eq!(row(&s, "sum").counts.forgotten, 1);
+        assert!(
+            s.s.graph_view(2).nodes.is_empty(),
+            "no live prefix is drawn"
+        );
+        s.s.check_invariants();
     }
 
     #[test]

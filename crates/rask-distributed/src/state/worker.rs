@@ -374,7 +374,10 @@ impl WorkerState {
                 let released = self.steal(&key);
                 self.send(FromWorker::StealResponse { key, released });
             }
-            ToWorker::PutData { .. } | ToWorker::SendInline { .. } | ToWorker::Close => {}
+            ToWorker::PutData { .. }
+            | ToWorker::SendInline { .. }
+            | ToWorker::Close
+            | ToWorker::Observe { .. } => {}
         }
         self.finish_event();
     }
