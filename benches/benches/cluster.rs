@@ -13,6 +13,10 @@
 //!   then a task taking both: it runs beside one and fetches the other from its peer. The
 //!   time is from submitting that task to its (inline) result, so it includes one
 //!   scheduling round trip (about 0.1 ms) besides the transfer and the decode.
+//! * `cluster_inc_add_dashboard`: the inc/add graph again, alternating runs on the plain
+//!   cluster and on one serving the dashboard with its status page open in headless
+//!   Chromium; reports both medians and the ratio (`RASK_CLUSTER_DASHBOARD=0` leaves it out;
+//!   it needs `chromium` and `chromium-driver`).
 //! * `scheduler_bytes_per_task`: the scheduler state's heap per task after one submission of
 //!   1M tasks (the same graph) with no worker to run them.
 //!
@@ -60,6 +64,79 @@ fn build(n: usize) -> Delayed<i64> {
         level = next;
     }
     level.pop().expect("n >= 1")
+}
+
+/// The inc/add graph of `n` on the plain cluster, and on a second one whose scheduler serves
+/// the dashboard with the status page open in headless Chromium the whole time (the
+/// browser asks for every snapshot, the task stream and the progress, as a person watching
+/// would). Runs alternate between the two, so drift in the machine hits both alike.
+fn dashboard_overhead(plain: &Client, n: usize, repeats: usize, json: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let watched = std::sync::Arc::new(LocalCluster::with_options(
+        LocalClusterOptions {
+            n_workers: 2,
+            threads_per_worker: 1,
+            memory_limit: 0,
+            ..Default::default()
+        }
+        .dashboard("127.0.0.1:0"),
+    )?);
+    let url = watched.dashboard_url().context("no dashboard")?;
+    let watched_client = Client::on(watched.clone())?;
+    let browser = rask_testkit::browser::Browser::start().context(
+        "the dashboard overhead runs a real browser: install chromium and chromium-driver \
+         (or set RASK_CLUSTER_DASHBOARD=0 to leave this measure out)",
+    )?;
+    browser.goto(&format!("{url}/status"))?;
+    browser.wait_for(
+        "return window.raskDashboard && window.raskDashboard.connected;",
+        Duration::from_secs(20),
+    )?;
+    let tasks = 2 * n - 1;
+    let expected: i64 = (0..n as i64).map(|i| i + 1).sum();
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(3) {
+        for (client, times) in [(plain, &mut off), (&watched_client, &mut on)] {
+            let total = build(n);
+            let t = Instant::now();
+            let got = client.compute(&total)?;
+            times.push(t.elapsed());
+            anyhow::ensure!(got == expected, "wrong total {got}");
+        }
+    }
+    let seen = browser.eval("return (window.raskDashboard.records || []).length;")?;
+    anyhow::ensure!(
+        seen.as_u64().unwrap_or(0) > 0,
+        "the page saw no task-stream records: it was not watching"
+    );
+    off.sort();
+    on.sort();
+    let (t_off, t_on) = (off[off.len() / 2], on[on.len() / 2]);
+    let ratio = t_on.as_secs_f64() / t_off.as_secs_f64();
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_inc_add_dashboard")),
+            ("n", n.to_string()),
+            ("scheduler", s("cluster-2x1")),
+            ("variant", s("status page open")),
+            ("tasks", tasks.to_string()),
+            ("median_s", t_on.as_secs_f64().to_string()),
+            (
+                "us_per_task",
+                (t_on.as_secs_f64() * 1e6 / tasks as f64).to_string(),
+            ),
+            ("baseline_s", t_off.as_secs_f64().to_string()),
+            ("overhead", ratio.to_string()),
+        ],
+        &format!(
+            "{tasks:>8} tasks, status page open: {:>8.3} s vs {:.3} s with no dashboard ({:+.1}%)",
+            t_on.as_secs_f64(),
+            t_off.as_secs_f64(),
+            (ratio - 1.0) * 100.0
+        ),
+    );
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -230,6 +307,10 @@ fn main() -> anyhow::Result<()> {
         ],
         &format!("256 MB block worker to worker: {rate:.2} GB/s"),
     );
+    if std::env::var("RASK_CLUSTER_DASHBOARD").as_deref() != Ok("0") {
+        let n = sizes.iter().copied().max().unwrap_or(100_000);
+        dashboard_overhead(&client, n, repeats, json)?;
+    }
     drop(client);
     drop(cluster);
 

@@ -117,17 +117,18 @@ pub fn serve(address: &str, token: Option<String>, publisher: Arc<Publisher>) ->
                     }
                 };
                 let router = router(app);
-                let shutdown = async move {
-                    let _ = stop_rx.await;
-                };
-                if let Err(e) = axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                {
-                    tracing::error!("dashboard: {e}");
+                // Not a graceful shutdown: an open page's event stream never ends, so waiting
+                // for connections to finish would wait forever. Dropping the runtime below
+                // closes them.
+                tokio::select! {
+                    served = axum::serve(listener, router) => {
+                        if let Err(e) = served {
+                            tracing::error!("dashboard: {e}");
+                        }
+                    }
+                    _ = stop_rx => {}
                 }
             });
-            // Event streams never end on their own: do not wait for them.
             rt.shutdown_timeout(Duration::from_millis(50));
         })
         .map_err(|e| RaskError::io("the dashboard's thread", e))?;

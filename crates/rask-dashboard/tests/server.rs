@@ -295,3 +295,22 @@ fn a_taken_address_is_an_error_naming_it() {
         .expect("the port is in use");
     assert!(e.to_string().contains(&taken), "{e}");
 }
+
+#[test]
+fn stopping_does_not_wait_for_open_event_streams() {
+    use std::io::{Read, Write};
+    let (d, _p) = started(None);
+    let mut s = std::net::TcpStream::connect(d.address()).unwrap();
+    s.write_all(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap();
+    assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"));
+    let t = std::time::Instant::now();
+    drop(d);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stopping took {:?} with a page open",
+        t.elapsed()
+    );
+}

@@ -253,7 +253,9 @@
       this.doneSeq = -1;
     }
 
-    request(seq) {
+    /** After snapshot `seq`; nothing to do if a request made after it is done or under way. */
+    request(seq, force) {
+      if (!force && seq <= this.wantSeq && (this.inFlight || seq <= this.doneSeq)) return;
       if (seq > this.wantSeq) this.wantSeq = seq;
       if (this.inFlight) {
         // Skip this redraw; ask again once the request in flight has returned.
@@ -319,6 +321,7 @@
 
   let source = null;
   let retryTimer = null;
+  let retryDelay = 1000;
 
   function connect() {
     if (retryTimer) {
@@ -327,8 +330,8 @@
     }
     if (!window.EventSource) {
       // No server-sent events: poll instead.
-      setInterval(() => statusPoller.request(0), 1000);
-      statusPoller.request(0);
+      setInterval(() => statusPoller.request(0, true), 1000);
+      statusPoller.request(0, true);
       return;
     }
     if (source) source.close();
@@ -336,6 +339,7 @@
     source = es;
     es.addEventListener('open', () => {
       freshConnection = true;
+      retryDelay = 1000;
       setConnected(true);
     });
     es.addEventListener('snapshot', (ev) => {
@@ -355,8 +359,9 @@
         // The browser gave up (e.g. an error status): find out why, and retry ourselves.
         es.close();
         source = null;
-        statusPoller.request(0);
-        retryTimer = setTimeout(connect, 3000);
+        statusPoller.request(0, true);
+        retryTimer = setTimeout(connect, retryDelay);
+        retryDelay = Math.min(30000, retryDelay * 2);
       }
     });
   }
@@ -1227,7 +1232,8 @@
           } else {
             const span = depth[b] - depth[a];
             // Edges that skip layers (or go back) bow out, so they do not run through nodes.
-            const bow = span === 1 ? 0 : -(Math.abs(span) * 0.3 + 0.25) * dy;
+            // (above for forward edges, below for backward ones)
+            const bow = span === 1 ? 0 : (span > 0 ? -1 : 1) * (Math.abs(span) * 0.3 + 0.25) * dy;
             const cy = (y1 + y2) / 2 + bow;
             const mx = (x1 + x2) / 2;
             const a0 = Math.atan2(cy - y1, mx - x1);
@@ -1253,7 +1259,7 @@
           if (span === 1) {
             d += `M${f(x1)} ${f(y1)}C${f(mx)} ${f(y1)} ${f(mx)} ${f(y2)} ${f(x2)} ${f(y2)}`;
           } else {
-            const cy = (y1 + y2) / 2 - (Math.abs(span) * 0.25 + 0.3) * dy;
+            const cy = (y1 + y2) / 2 + (span > 0 ? -1 : 1) * (Math.abs(span) * 0.25 + 0.3) * dy;
             d += `M${f(x1)} ${f(y1)}Q${f(mx)} ${f(cy)} ${f(x2)} ${f(y2)}`;
           }
         }
@@ -1320,7 +1326,7 @@
 
       if (!nodes.length) {
         box = { x: -200, y: -100, w: 400, h: 200 };
-        const t = svgEl('text', { class: 'message', x: 0, y: 0, 'text-anchor': 'middle', 'font-size': 14 });
+        const t = svgEl('text', { class: 'message', x: 0, y: 0, 'text-anchor': 'middle', 'font-size': 8 });
         t.textContent = 'no tasks';
         svg.appendChild(t);
       } else {
@@ -1666,7 +1672,7 @@
       if (view.poller) pollers.push(view.poller);
     }
     showBadge();
-    statusPoller.request(0);
+    statusPoller.request(0, true);
     connect();
   }
 

@@ -11,6 +11,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use rask::distributed::{Client, LocalCluster, LocalClusterOptions, SchedulerOptions};
 
 mod collections;
+mod dashboard;
 mod dataframe;
 mod faults;
 mod futures;
@@ -71,6 +72,7 @@ fn main() {
     tests.extend(dataframe::tests());
     tests.extend(faults::tests());
     tests.extend(memory::tests());
+    tests.extend(dashboard::tests());
     libtest_mimic::run(&args, tests).exit();
 }
 
