@@ -198,7 +198,12 @@ async fn page(Path(name): Path<String>) -> Response {
 fn html_response(status: StatusCode, html: &'static str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        // `no-store` also keeps pages out of the back/forward cache, where their event
+        // streams would hold connections the shown page needs.
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         html,
     )
         .into_response()

@@ -1674,6 +1674,34 @@
     showBadge();
     statusPoller.request(0, true);
     connect();
+    // A browser allows six HTTP/1.1 connections per host, and every open event stream holds
+    // one: a page kept in the back/forward cache or a tab in the background would starve the
+    // pages in front of their fetches. So the stream is open only while the page is shown.
+    const disconnect = () => {
+      if (retryTimer) {
+        clearTimeout(retryTimer);
+        retryTimer = null;
+      }
+      if (source) {
+        source.close();
+        source = null;
+      }
+    };
+    window.addEventListener('pagehide', disconnect);
+    window.addEventListener('pageshow', (ev) => {
+      if (ev.persisted) {
+        statusPoller.request(0, true);
+        connect();
+      }
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden) {
+        disconnect();
+      } else if (!source) {
+        statusPoller.request(0, true);
+        connect();
+      }
+    });
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

@@ -25,6 +25,11 @@ fn slow_square(x: i64, ms: u64) -> i64 {
 }
 
 #[rask::delayed(pure)]
+fn sum4(a: i64, b: i64, c: i64, d: i64) -> i64 {
+    a + b + c + d
+}
+
+#[rask::delayed(pure)]
 fn count_up(x: i64) -> i64 {
     x + 1
 }
@@ -323,6 +328,67 @@ fn pages_follow_the_cluster() -> TestResult {
         io(http::get(&format!("{url}/api/tasks?since=x")))?.status == 400,
         "bad since",
     )?;
+
+    // Back on the status page after four others: their event streams must have let go of
+    // their connections (a browser allows six per host), or this page's fetches would stall.
+    // A task reading four values runs on one worker and fetches those computed on the
+    // other: each fetch is a transfer bar on its worker. Where each input was computed is in
+    // the stream's compute bars.
+    let [a, b, c, d] = [&futures[0], &futures[1], &futures[2], &futures[3]];
+    let total = client.submit(&sum4(a, b, c, d))?;
+    check(total.result()? == 1 + 4 + 9, "the sum")?;
+    let sum_prefix = total.key().prefix().to_string();
+    io(browser.goto(&format!("{url}/status")))?;
+    let ran_on = io(browser.wait_for(
+        &format!(
+            "const r = (window.raskDashboard.records || []).find(r => r.prefix === '{sum_prefix}' && r.kind === 'compute');
+             return r ? r.worker : null;"
+        ),
+        Duration::from_secs(10),
+    ))?;
+    let ran_on = ran_on.as_str().unwrap_or_default().to_string();
+    let computed_on = |key: &str| {
+        stream
+            .iter()
+            .find(|r| r["key"] == key)
+            .and_then(|r| r["worker"].as_str())
+            .map(String::from)
+    };
+    let mut expected = Vec::new();
+    for f in [a, b, c, d] {
+        let key = f.key().to_string();
+        let at = computed_on(&key).ok_or(format!("no compute bar for {key}"))?;
+        if at != ran_on {
+            expected.push(key);
+        }
+    }
+    let got = io(browser.wait_for(
+        &format!(
+            "const t = (window.raskDashboard.records || []).filter(r => r.kind === 'transfer');
+             return t.length >= {} ? t : null;",
+            expected.len().max(1)
+        ),
+        Duration::from_secs(10),
+    ));
+    let transfers = if expected.is_empty() {
+        // Nothing to fetch (all four were computed where the sum ran): no transfer at all.
+        check(got.is_err(), "transfers with nothing to fetch")?;
+        Vec::new()
+    } else {
+        got?.as_array().cloned().unwrap_or_default()
+    };
+    let mut moved: Vec<String> = transfers
+        .iter()
+        .filter(|t| t["worker"] == ran_on.as_str())
+        .filter_map(|t| t["key"].as_str().map(String::from))
+        .collect();
+    moved.sort();
+    expected.sort();
+    check(
+        moved == expected && transfers.len() == expected.len(),
+        format!("transfers to {ran_on}: {moved:?}, expected {expected:?} ({transfers:?})"),
+    )?;
+    io(browser.screenshot(&shots.join("status-transfers.png")))?;
     drop(futures);
     Ok(())
 }
