@@ -201,6 +201,23 @@ const F_FIRE_AND_FORGET: u8 = 1;
 /// Added by the `update_graph` in progress (cleared before it returns).
 const F_NEW: u8 = 2;
 
+/// A task's projected size, if known, in 8 bytes (an `Option<u64>` takes 16): `u64::MAX`
+/// stands for "unknown", and a projection of exactly that is taken as one byte less.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Projection(u64);
+
+impl Projection {
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+}
+
+impl From<Option<u64>> for Projection {
+    fn from(p: Option<u64>) -> Self {
+        Projection(p.map_or(u64::MAX, |b| b.min(u64::MAX - 1)))
+    }
+}
+
 /// One task. Kept small: rare data (errors, death history, retries, steals) lives in side
 /// maps keyed by task id.
 struct Task {
@@ -216,7 +233,7 @@ struct Task {
     priority: Priority,
     /// The value's size once known (in memory), else the projection or 0.
     nbytes: u64,
-    projected: Option<u64>,
+    projected: Projection,
     state: State,
     /// Active tasks: inputs not in memory.
     waiting_on: u32,
@@ -225,7 +242,9 @@ struct Task {
     /// Clients wanting it.
     n_wants: u32,
     /// How many workers died while running it.
-    suspicious: u32,
+    /// u16 (saturating) rather than u32: with `prefix` and `flags` it fits the padding the
+    /// other u32 counters leave, which keeps a task within the 500-bytes budget.
+    suspicious: u16,
     /// Set from `ClusterState::last_attempt` each time the task is sent to a worker; answers
     /// carry it back, so a stale answer from an earlier run is told apart from the current
     /// one.
@@ -442,8 +461,8 @@ impl ClusterState {
         let mut requeue = Vec::new();
         for &t in &processing {
             let task = self.task_mut(t);
-            task.suspicious += 1;
-            let k = task.suspicious;
+            task.suspicious = task.suspicious.saturating_add(1);
+            let k = task.suspicious as u32;
             self.deaths.entry(t).or_default().push(who.clone());
             self.set_state(t, State::Waiting);
             self.task_mut(t).waiting_on = 0;
@@ -498,7 +517,7 @@ impl ClusterState {
                 key: task.key.to_string(),
                 op: task.op_name().to_string(),
                 kind: ErrorKind::KilledWorker {
-                    deaths: task.suspicious,
+                    deaths: task.suspicious as u32,
                 },
                 message: format!(
                     "allowed failures: {}; {}",
@@ -1071,7 +1090,7 @@ impl ClusterState {
                 .processing
                 .iter()
                 .chain(ws.scattering.iter())
-                .map(|&t| self.task(t).projected.unwrap_or(0))
+                .map(|&t| self.task(t).projected.get().unwrap_or(0))
                 .sum();
             assert_eq!(ws.projected, projected, "worker {w}: projected bytes");
             let incoming = self.steals.values().filter(|s| s.thief == *w).count() as u32;
@@ -1220,7 +1239,7 @@ impl ClusterState {
             args,
             priority: task.priority,
             inline_result: task.n_wants > 0,
-            projected_nbytes: task.projected,
+            projected_nbytes: task.projected.get(),
             attempt: task.attempt,
         };
         self.send_to_worker(w, msg);
@@ -1234,7 +1253,7 @@ impl ClusterState {
     fn set_state(&mut self, t: u32, new: State) {
         let (old, prio, proj) = {
             let task = self.task(t);
-            (task.state, task.priority, task.projected.unwrap_or(0))
+            (task.state, task.priority, task.projected.get().unwrap_or(0))
         };
         if old == new {
             return;
@@ -1477,7 +1496,7 @@ impl ClusterState {
         if ws.processing.is_empty() || ws.info.memory_limit == 0 {
             return true;
         }
-        let after = ws.managed + ws.projected + self.task(t).projected.unwrap_or(0);
+        let after = ws.managed + ws.projected + self.task(t).projected.get().unwrap_or(0);
         after as f64 <= ws.info.memory_limit as f64 * ADMIT_MEMORY_FRACTION
     }
 
@@ -1907,7 +1926,7 @@ impl ClusterState {
                     order: ct.order,
                 },
                 nbytes: ct.projected_nbytes.unwrap_or(0),
-                projected: ct.projected_nbytes,
+                projected: ct.projected_nbytes.into(),
                 state: State::Released,
                 waiting_on: 0,
                 waiters: 0,
@@ -2174,7 +2193,7 @@ impl ClusterState {
                             order: 0,
                         },
                         nbytes,
-                        projected: Some(nbytes),
+                        projected: Some(nbytes).into(),
                         state: State::Released,
                         waiting_on: 0,
                         waiters: 0,
@@ -2813,6 +2832,16 @@ mod tests {
         assert_eq!(s.s.n_tasks(), 0);
         assert!(s.workers[&w1].held.is_empty());
         assert!(s.s.heap_bytes() < 10_000);
+    }
+
+    #[test]
+    fn a_task_stays_within_its_memory_budget() {
+        // The 1M-task budget is 500 bytes a task, all told; the struct is most of it.
+        assert!(
+            std::mem::size_of::<Option<Task>>() <= 216,
+            "Task grew to {} bytes",
+            std::mem::size_of::<Option<Task>>()
+        );
     }
 
     #[test]
