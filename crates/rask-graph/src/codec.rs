@@ -194,7 +194,7 @@ impl Value {
                  build, or a type without `register_value!`)",
             )
         })?;
-        decode(r).map_err(|e| {
+        crate::value::with_known_length(len, || decode(r)).map_err(|e| {
             let why = if e.kind() == io::ErrorKind::UnexpectedEof {
                 format!("truncated: {len} bytes end before the value does")
             } else {
@@ -285,6 +285,31 @@ mod tests {
         // Types without a numeric body have none.
         assert!(Value::new(vec!["a".to_string()]).spill_view().is_none());
         assert!(Value::new(3.5f64).spill_view().is_none());
+    }
+
+    #[test]
+    fn a_vector_of_known_length_is_read_whole_and_a_lying_count_still_fails() {
+        let v: Vec<f64> = (0..300_000).map(|i| i as f64).collect();
+        let value = Value::new(v.clone());
+        let (tag, bytes) = value.encode().unwrap();
+        let mut r = &bytes[..];
+        let back = Value::decode_from(&tag, &mut r, bytes.len() as u64).unwrap();
+        let got = back.get::<Vec<f64>>(&"back").unwrap();
+        assert_eq!(got, &v);
+        assert_eq!(
+            got.capacity(),
+            v.len(),
+            "no spare capacity: nbytes counts it"
+        );
+        // The count says 300k numbers, the stated length allows them, the input ends early.
+        let cut = &bytes[..bytes.len() - 8];
+        let mut r = cut;
+        let err = Value::decode_from(&tag, &mut r, bytes.len() as u64).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        // A stated length too short for the count falls back to growing, and still fails
+        // at the end of the input.
+        let mut r = cut;
+        assert!(Value::decode_from(&tag, &mut r, 64).is_err());
     }
 
     fn round_trip<T: Data + PartialEq + std::fmt::Debug>(v: T) {

@@ -103,6 +103,35 @@ pub type SpillView<'a> = (Vec<u8>, &'a [u8]);
 /// vector grows as items actually arrive.
 const PREALLOC_ITEMS: usize = 1 << 16;
 
+thread_local! {
+    /// Bytes the input being decoded on this thread is known to hold at most (set by
+    /// [`with_known_length`]; 0 when unknown).
+    static KNOWN_LEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` (a decode) knowing its input holds at most `len` bytes: a vector of numbers whose
+/// length fits is then allocated whole, zeroed by the allocator (fresh pages, no pass over
+/// them) and read in one go, instead of growing as bytes arrive. A length that does not fit
+/// still fails at the end of the input, as without it.
+pub(crate) fn with_known_length<R>(len: u64, f: impl FnOnce() -> R) -> R {
+    let before = KNOWN_LEN.with(|k| k.replace(len));
+    let out = f();
+    KNOWN_LEN.with(|k| k.set(before));
+    out
+}
+
+/// Takes `bytes` from the known length when they fit in it.
+fn take_known(bytes: u64) -> bool {
+    KNOWN_LEN.with(|k| {
+        let left = k.get();
+        let fits = bytes <= left;
+        if fits {
+            k.set(left - bytes);
+        }
+        fits
+    })
+}
+
 /// Makes room for `k` more items in a vector that will hold `n` in all, doubling (never past
 /// `n`, so a complete read ends with no spare capacity: `nbytes` counts capacity).
 fn grow_exact<T>(v: &mut Vec<T>, n: usize, k: usize) {
@@ -169,6 +198,22 @@ macro_rules! spill_number {
             // hostile length fails at the end of the input instead of allocating up front.
             // Reads go straight into the vector in steps of up to 8 MiB.
             const STEP: usize = (8 << 20) / SIZE;
+            if n.checked_mul(SIZE).is_some_and(|b| take_known(b as u64)) {
+                // The input holds these bytes: one zeroed allocation (fresh pages from the
+                // allocator, not written twice) read in one go.
+                let mut out: Vec<$t> = vec![<$t>::default(); n];
+                // SAFETY: the byte view covers the `n` initialized numbers; any bit pattern
+                // is a valid number of this type.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), n * SIZE)
+                };
+                r.read_exact(bytes)?;
+                #[cfg(not(target_endian = "little"))]
+                for v in &mut out {
+                    *v = <$t>::from_le_bytes(v.to_ne_bytes());
+                }
+                return Ok(out);
+            }
             let mut out: Vec<$t> = Vec::with_capacity(n.min(PREALLOC_ITEMS));
             let mut left = n;
             while left > 0 {

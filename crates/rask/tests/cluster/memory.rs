@@ -55,6 +55,10 @@ pub fn tests() -> Vec<Trial> {
 }
 
 fn limited_cluster(memory_limit: u64) -> Arc<LocalCluster> {
+    limited_cluster_with(memory_limit, LocalClusterOptions::default())
+}
+
+fn limited_cluster_with(memory_limit: u64, base: LocalClusterOptions) -> Arc<LocalCluster> {
     let opts = LocalClusterOptions {
         n_workers: 1,
         threads_per_worker: 1,
@@ -63,17 +67,22 @@ fn limited_cluster(memory_limit: u64) -> Arc<LocalCluster> {
         worker_reconnect: Duration::from_secs(20),
         scheduler: SchedulerOptions {
             heartbeat_timeout: Duration::from_secs(5),
-            ..Default::default()
+            ..base.scheduler.clone()
         },
-        ..Default::default()
+        ..base
     };
     Arc::new(LocalCluster::with_options(opts).expect("starting a local cluster"))
 }
 
 /// 40 values of 8 MiB (320 MiB) held as futures on one worker limited to 256 MiB: the
-/// worker spills, is never restarted, and every value gathers back exactly.
+/// worker spills, is never restarted, and every value gathers back exactly. The dashboard's
+/// task stream shows one spill bar per value on disk.
 fn spill() -> TestResult {
-    let cluster = limited_cluster(256 * MB);
+    let cluster = limited_cluster_with(
+        256 * MB,
+        LocalClusterOptions::default().dashboard("127.0.0.1:0"),
+    );
+    let dashboard = cluster.dashboard_url().ok_or("no dashboard")?;
     let client = Client::on(cluster.clone())?;
     let pid = cluster.worker_pids();
     let n = 40;
@@ -107,6 +116,34 @@ fn spill() -> TestResult {
     check(
         m.managed <= 256 * MB * 6 / 10,
         format!("managed memory at most the 60% target: {m:?}"),
+    )?;
+    // Nothing read a value yet, so each value on disk was spilled once: one bar each, for
+    // keys of these futures.
+    let on_disk = m.spilled / (8 * MB + 24);
+    let keys: std::collections::BTreeSet<String> =
+        futures.iter().map(|f| f.key().to_string()).collect();
+    let mut bars = Vec::new();
+    let seen = eventually(Duration::from_secs(5), || {
+        let Ok(r) = rask_testkit::http::get(&format!("{dashboard}/api/tasks")) else {
+            return false;
+        };
+        bars = r.json()["records"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| r["kind"] == "spill")
+                    .filter_map(|r| r["key"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        bars.len() as u64 >= on_disk
+    });
+    check(
+        seen && bars.len() as u64 == on_disk && bars.iter().all(|k| keys.contains(k)),
+        format!(
+            "{} spill bars for {on_disk} values on disk: {bars:?}",
+            bars.len()
+        ),
     )?;
     // Everything comes back right, read from disk where it was spilled.
     for (i, f) in futures.iter().enumerate() {
