@@ -74,7 +74,9 @@ impl Drop for RingWriter {
 /// `warn` or `rask=debug`) go to standard error, and events at `info` and above also go to
 /// the ring. Does nothing if the program installed its own subscriber already.
 pub fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_filter(tracing_subscriber::EnvFilter::new(filter));
     let ring = tracing_subscriber::fmt::layer()
