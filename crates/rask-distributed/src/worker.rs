@@ -520,20 +520,7 @@ pub(crate) enum PeerAnswer {
 
 /// The process's resident set size in bytes (0 where unknown).
 pub fn process_rss() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
-            && let Some(rss) = s
-                .split_whitespace()
-                .nth(1)
-                .and_then(|x| x.parse::<u64>().ok())
-        {
-            // SAFETY: sysconf has no preconditions.
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            return rss * page.max(0) as u64;
-        }
-    }
-    0
+    rask_dashboard::rss_bytes()
 }
 
 /// Connections to peers' data ports, kept for reuse. After the handshake a connection is a

@@ -293,7 +293,7 @@ mod tests {
         let value = Value::new(v.clone());
         let (tag, bytes) = value.encode().unwrap();
         let mut r = &bytes[..];
-        let back = Value::decode_from(&tag, &mut r, bytes.len() as u64).unwrap();
+        let back = Value::decode_from(tag, &mut r, bytes.len() as u64).unwrap();
         let got = back.get::<Vec<f64>>(&"back").unwrap();
         assert_eq!(got, &v);
         assert_eq!(
@@ -304,12 +304,12 @@ mod tests {
         // The count says 300k numbers, the stated length allows them, the input ends early.
         let cut = &bytes[..bytes.len() - 8];
         let mut r = cut;
-        let err = Value::decode_from(&tag, &mut r, bytes.len() as u64).unwrap_err();
+        let err = Value::decode_from(tag, &mut r, bytes.len() as u64).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
         // A stated length too short for the count falls back to growing, and still fails
         // at the end of the input.
         let mut r = cut;
-        assert!(Value::decode_from(&tag, &mut r, 64).is_err());
+        assert!(Value::decode_from(tag, &mut r, 64).is_err());
     }
 
     fn round_trip<T: Data + PartialEq + std::fmt::Debug>(v: T) {
