@@ -13,6 +13,10 @@
   'use strict';
 
   const MAX_RECORDS = 5000;
+  // Records asked for per snapshot: the newest this many (Dask's task stream draws 1000
+  // rectangles at a time too). More would cost the scheduler's machine CPU for bars that
+  // are drawn a pixel wide, if at all.
+  const FETCH_RECORDS = 1000;
   const STREAM_WINDOW_MS = 10000;
   const STATES = ['waiting', 'queued', 'processing', 'memory', 'erred', 'released'];
   const STATE_COLORS = {
@@ -881,7 +885,7 @@
     const tasksPoller = new Poller(
       '/api/tasks',
       () =>
-        '/api/tasks?limit=' + MAX_RECORDS +
+        '/api/tasks?limit=' + FETCH_RECORDS +
         (R.lastRecordId !== null ? '&since=' + R.lastRecordId : ''),
       (d) => {
         const recs = Array.isArray(d.records) ? d.records : [];

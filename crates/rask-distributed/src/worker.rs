@@ -257,8 +257,10 @@ enum FetchOutcome {
     Failed(String),
 }
 
-/// The most task-stream records one heartbeat carries; more are dropped and counted.
-const STREAM_BATCH: usize = 5000;
+/// The most task-stream records one heartbeat carries; more are dropped and counted. The
+/// page draws the newest thousand or so of the last ten seconds: a few thousand a heartbeat
+/// is more than it can show, and every record costs the scheduler a decode.
+const STREAM_BATCH: usize = 2000;
 
 /// Task-stream records waiting for the next heartbeat. Recording is off until the scheduler
 /// says a dashboard is watching ([`ToWorker::Observe`]).
