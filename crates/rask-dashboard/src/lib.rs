@@ -27,6 +27,7 @@
 //! ```
 
 mod local;
+mod process;
 mod server;
 pub mod snapshot;
 pub mod stream;
@@ -34,7 +35,8 @@ pub mod stream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub use local::{LocalDashboard, ProcessSampler, cpu_seconds, rss_bytes};
+pub use local::LocalDashboard;
+pub use process::{ProcessSampler, cpu_seconds, rss_bytes};
 pub use server::{Dashboard, serve};
 pub use snapshot::{
     GraphNode, GraphView, Info, PrefixRow, Snapshot, StateCounts, StreamKind, TaskPhase,

@@ -11,77 +11,12 @@ use rask_graph::{Graph, TaskId};
 use rask_scheduler::{Callback, TaskState};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::process::{ProcessSampler, rss_bytes};
 use crate::snapshot::{
     GraphNode, GraphView, Info, PrefixRow, Snapshot, StateCounts, StreamKind, TaskPhase,
     TaskRecord, WorkerRow, now_ms,
 };
 use crate::{Dashboard, GRAPH_TASK_LIMIT, Publisher, SNAPSHOT_INTERVAL, serve};
-
-/// Per-process CPU time and resident memory, read from `/proc` (zero where there is none).
-#[derive(Debug, Default)]
-pub struct ProcessSampler {
-    last: Option<(std::time::Instant, f64)>,
-}
-
-impl ProcessSampler {
-    /// CPU use since the previous call, in percent of one core.
-    pub fn cpu_percent(&mut self) -> f64 {
-        let now = std::time::Instant::now();
-        let cpu = cpu_seconds();
-        let pct = match self.last {
-            Some((t, c)) => {
-                let wall = now.duration_since(t).as_secs_f64();
-                if wall > 0.0 {
-                    (cpu - c) / wall * 100.0
-                } else {
-                    0.0
-                }
-            }
-            None => 0.0,
-        };
-        self.last = Some((now, cpu));
-        pct.max(0.0)
-    }
-}
-
-/// User plus system CPU seconds of this process.
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces, so split after its `)`).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line; 12 and 13 after the `)`.
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Clock ticks: Linux's USER_HZ is 100 on every architecture rask runs on.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Resident set size of this process in bytes (0 where unknown).
-pub fn rss_bytes() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        if let Ok(s) = std::fs::read_to_string("/proc/self/statm")
-            && let Some(rss) = s
-                .split_whitespace()
-                .nth(1)
-                .and_then(|x| x.parse::<u64>().ok())
-        {
-            // SAFETY: sysconf has no preconditions.
-            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-            return rss * page.max(0) as u64;
-        }
-    }
-    0
-}
 
 #[derive(Default)]
 struct PrefixStats {
