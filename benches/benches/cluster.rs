@@ -17,6 +17,10 @@
 //!   cluster and on one serving the dashboard with its status page open in headless
 //!   Chromium; reports both medians and the ratio (`RASK_CLUSTER_DASHBOARD=0` leaves it out;
 //!   it needs `chromium` and `chromium-driver`).
+//! * `cluster_inc_add_insecure`: TLS's cost. The default cluster above runs TLS with mutual
+//!   authentication; this alternates the inc/add graph between it and a second cluster
+//!   started `--insecure` (plain TCP), and reports both medians and the ratio, plus the
+//!   round trip on each (`RASK_CLUSTER_TLS=0` leaves it out).
 //! * `scheduler_bytes_per_task`: the scheduler state's heap per task after one submission of
 //!   1M tasks (the same graph) with no worker to run them.
 //!
@@ -66,6 +70,82 @@ fn build(n: usize) -> Delayed<i64> {
     level.pop().expect("n >= 1")
 }
 
+/// Median submit + result round trip of a trivial task, after a warm-up.
+fn round_trip(client: &Client, runs: usize) -> anyhow::Result<Vec<Duration>> {
+    for i in 0..50 {
+        client.submit(&inc(i))?.result()?;
+    }
+    let mut rtts = Vec::with_capacity(runs);
+    for i in 0..runs as i64 {
+        let t = Instant::now();
+        let v = client.submit(&inc(i))?.result()?;
+        rtts.push(t.elapsed());
+        anyhow::ensure!(v == i + 1, "wrong round-trip answer {v}");
+    }
+    rtts.sort();
+    Ok(rtts)
+}
+
+/// The inc/add graph of `n` on the TLS cluster (the default) and on an `--insecure` one,
+/// alternating, so drift in the machine hits both alike.
+fn tls_overhead(tls: &Client, n: usize, repeats: usize, json: bool) -> anyhow::Result<()> {
+    let insecure_cluster = std::sync::Arc::new(LocalCluster::with_options(LocalClusterOptions {
+        n_workers: 2,
+        threads_per_worker: 1,
+        memory_limit: 0,
+        scheduler: rask::distributed::SchedulerOptions {
+            security: rask::distributed::Security::Insecure,
+            ..Default::default()
+        },
+        ..Default::default()
+    })?);
+    let insecure = Client::on(insecure_cluster.clone())?;
+    let tasks = 2 * n - 1;
+    let expected: i64 = (0..n as i64).map(|i| i + 1).sum();
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..repeats.max(3) {
+        for (client, times) in [(&insecure, &mut off), (tls, &mut on)] {
+            let total = build(n);
+            let t = Instant::now();
+            let got = client.compute(&total)?;
+            times.push(t.elapsed());
+            anyhow::ensure!(got == expected, "wrong total {got}");
+        }
+    }
+    on.sort();
+    off.sort();
+    let (t_on, t_off) = (on[on.len() / 2], off[off.len() / 2]);
+    let ratio = t_on.as_secs_f64() / t_off.as_secs_f64();
+    let rtt_on = round_trip(tls, 300)?;
+    let rtt_off = round_trip(&insecure, 300)?;
+    let (rtt_on, rtt_off) = (rtt_on[rtt_on.len() / 2], rtt_off[rtt_off.len() / 2]);
+    emit(
+        json,
+        &[
+            ("bench", s("cluster_inc_add_insecure")),
+            ("n", n.to_string()),
+            ("scheduler", s("cluster-2x1")),
+            ("variant", s("tls vs insecure")),
+            ("tasks", tasks.to_string()),
+            ("median_s", t_on.as_secs_f64().to_string()),
+            ("baseline_s", t_off.as_secs_f64().to_string()),
+            ("overhead", ratio.to_string()),
+            ("roundtrip_tls_s", rtt_on.as_secs_f64().to_string()),
+            ("roundtrip_insecure_s", rtt_off.as_secs_f64().to_string()),
+        ],
+        &format!(
+            "{tasks:>8} tasks, TLS: {:>8.3} s vs {:.3} s --insecure ({:+.1}%); round trip \
+             {:.1} us vs {:.1} us",
+            t_on.as_secs_f64(),
+            t_off.as_secs_f64(),
+            (ratio - 1.0) * 100.0,
+            rtt_on.as_secs_f64() * 1e6,
+            rtt_off.as_secs_f64() * 1e6
+        ),
+    );
+    Ok(())
+}
+
 /// The inc/add graph of `n` on the plain cluster, and on a second one whose scheduler serves
 /// the dashboard with the status page open in headless Chromium the whole time (the
 /// browser asks for every snapshot, the task stream and the progress, as a person watching
@@ -81,13 +161,13 @@ fn dashboard_overhead(plain: &Client, n: usize, repeats: usize, json: bool) -> a
         }
         .dashboard("127.0.0.1:0"),
     )?);
-    let url = watched.dashboard_url().context("no dashboard")?;
+    let link = watched.dashboard_link().context("no dashboard")?;
     let watched_client = Client::on(watched.clone())?;
     let browser = rask_testkit::browser::Browser::start().context(
         "the dashboard overhead runs a real browser: install chromium and chromium-driver \
          (or set RASK_CLUSTER_DASHBOARD=0 to leave this measure out)",
     )?;
-    browser.goto(&format!("{url}/status"))?;
+    browser.goto(&link)?;
     browser.wait_for(
         "return window.raskDashboard && window.raskDashboard.connected;",
         Duration::from_secs(20),
@@ -307,6 +387,10 @@ fn main() -> anyhow::Result<()> {
         ],
         &format!("256 MB block worker to worker: {rate:.2} GB/s"),
     );
+    if std::env::var("RASK_CLUSTER_TLS").as_deref() != Ok("0") {
+        let n = sizes.iter().copied().max().unwrap_or(100_000);
+        tls_overhead(&client, n, repeats, json)?;
+    }
     if std::env::var("RASK_CLUSTER_DASHBOARD").as_deref() != Ok("0") {
         let n = sizes.iter().copied().max().unwrap_or(100_000);
         dashboard_overhead(&client, n, repeats, json)?;

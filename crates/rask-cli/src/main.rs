@@ -15,6 +15,9 @@ use rask::{Plan, Progress};
 use rask_examples::delayed_tutorial as tutorial;
 use rask_examples::{array_tutorial, datasets};
 
+mod k8s;
+mod slurm;
+
 #[derive(Parser)]
 #[command(name = "rask", version, about = "Dask, done natively in Rust")]
 struct Cli {
@@ -73,6 +76,8 @@ enum Command {
         /// Serve the dashboard on this address (`host:port`; Dask's is 127.0.0.1:8787).
         #[arg(long)]
         dashboard: Option<String>,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Run a worker that joins a scheduler.
     Worker {
@@ -98,12 +103,97 @@ enum Command {
         name: Option<String>,
         #[arg(long)]
         token: Option<String>,
+        #[command(flatten)]
+        security: SecurityArgs,
     },
     /// Write one of the tutorial's deterministic datasets.
     Datasets {
         #[command(subcommand)]
         dataset: Dataset,
     },
+    /// Deploy on Kubernetes: write a cluster's manifests (see docs/deploy.md).
+    K8s {
+        #[command(subcommand)]
+        cmd: k8s::K8sCommand,
+    },
+    /// Deploy on SLURM: print the worker job script, or submit worker jobs (see
+    /// docs/deploy.md).
+    Slurm {
+        #[command(subcommand)]
+        cmd: slurm::SlurmCommand,
+    },
+}
+
+/// TLS and token options shared by `scheduler` and `worker`. TLS is on by default: the
+/// scheduler makes fresh credentials and writes them into its scheduler file, where workers
+/// and clients read them.
+#[derive(clap::Args)]
+struct SecurityArgs {
+    /// The cluster's CA certificate (PEM); with --tls-cert-file and --tls-key-file, TLS with
+    /// these credentials instead of fresh ones.
+    #[arg(long)]
+    tls_ca_file: Option<std::path::PathBuf>,
+    /// This process's certificate (PEM), signed by the CA.
+    #[arg(long)]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long)]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// Read the token from this file (surrounding whitespace ignored).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Plain TCP: no encryption and no certificates. Only for trusted networks; said loudly
+    /// in the logs.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl SecurityArgs {
+    /// The TLS context from the three files, if given (all three or none).
+    fn tls_from_files(
+        &self,
+    ) -> anyhow::Result<Option<std::sync::Arc<rask::distributed::TlsContext>>> {
+        match (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file) {
+            (None, None, None) => Ok(None),
+            (Some(ca), Some(cert), Some(key)) => {
+                if self.insecure {
+                    anyhow::bail!("--insecure and --tls-*-file contradict each other; pick one");
+                }
+                let creds = rask::distributed::Credentials::from_files(ca, cert, key)?;
+                Ok(Some(rask::distributed::TlsContext::new(creds)?))
+            }
+            _ => anyhow::bail!(
+                "give all three of --tls-ca-file, --tls-cert-file and --tls-key-file, or none"
+            ),
+        }
+    }
+
+    /// The token from --token or --token-file (not both).
+    fn token(&self, token: Option<String>) -> anyhow::Result<Option<String>> {
+        match (token, &self.token_file) {
+            (Some(_), Some(_)) => anyhow::bail!("give --token or --token-file, not both"),
+            (Some(t), None) => Ok(Some(t)),
+            (None, Some(f)) => {
+                let t = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", f.display()))?;
+                let t = t.trim().to_string();
+                if t.is_empty() {
+                    anyhow::bail!("--token-file {} is empty", f.display());
+                }
+                Ok(Some(t))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn warn_if_insecure(&self, role: &str) {
+        if self.insecure {
+            eprintln!(
+                "rask {role}: WARNING: --insecure: plain TCP, no encryption, no certificates. \
+                 Anyone on the network can read the data and, without a token, submit work."
+            );
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -255,10 +345,13 @@ fn main() -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         eprintln!("\ninterrupted: cancelling");
         rask::scheduler::interrupt();
+        slurm::on_ctrl_c();
     })
     .context("installing the Ctrl-C handler")?;
 
     match cli.command {
+        Command::K8s { cmd } => k8s::run(cmd),
+        Command::Slurm { cmd } => slurm::run(cmd),
         Command::Scheduler {
             host,
             port,
@@ -266,16 +359,34 @@ fn main() -> anyhow::Result<()> {
             heartbeat_timeout,
             token,
             dashboard,
+            security,
         } => {
             if !(heartbeat_timeout.is_finite() && heartbeat_timeout > 0.0) {
                 anyhow::bail!("--heartbeat-timeout must be a positive number of seconds");
             }
+            let token = security.token(token)?;
+            let mode = match security.tls_from_files()? {
+                Some(t) => rask::distributed::Security::Tls(t),
+                None if security.insecure => rask::distributed::Security::Insecure,
+                None => {
+                    if scheduler_file.is_none() {
+                        anyhow::bail!(
+                            "TLS is on by default and the fresh credentials reach workers and \
+                             clients through the scheduler file: give --scheduler-file (or \
+                             --tls-ca-file/--tls-cert-file/--tls-key-file, or --insecure)"
+                        );
+                    }
+                    rask::distributed::Security::Generate
+                }
+            };
+            security.warn_if_insecure("scheduler");
             let opts = rask::distributed::SchedulerOptions {
                 listen: format!("{host}:{port}"),
                 heartbeat_timeout: Duration::from_secs_f64(heartbeat_timeout),
                 token,
                 scheduler_file,
                 dashboard,
+                security: mode,
                 ..Default::default()
             };
             let handle = rask_distributed_start(opts)?;
@@ -295,12 +406,23 @@ fn main() -> anyhow::Result<()> {
             contact_host,
             name,
             token,
+            security,
         } => {
-            let (address, file_token) = match (address, scheduler_file) {
-                (Some(a), None) => (a, None),
+            let token = security.token(token)?;
+            let files_tls = security.tls_from_files()?;
+            let (address, file_token, file_tls) = match (address, scheduler_file) {
+                (Some(a), None) => (a, None, None),
                 (None, Some(f)) => {
                     let sf = rask::distributed::read_scheduler_file(&f)?;
-                    (sf.address, sf.token)
+                    let tls = sf.tls_context()?;
+                    if tls.is_none() && !security.insecure {
+                        anyhow::bail!(
+                            "{} is an insecure cluster's scheduler file: pass --insecure to \
+                             join it over plain TCP",
+                            f.display()
+                        );
+                    }
+                    (sf.address, sf.token, tls)
                 }
                 (Some(_), Some(_)) => {
                     anyhow::bail!("give the scheduler's address or --scheduler-file, not both")
@@ -323,6 +445,9 @@ fn main() -> anyhow::Result<()> {
                 opts.name = n;
             }
             opts.token = token.or(file_token);
+            opts.tls = files_tls.or(file_tls);
+            opts.insecure = security.insecure;
+            security.warn_if_insecure("worker");
             match rask::distributed::run_worker(opts)? {
                 rask::distributed::WorkerExit::Closed => Ok(()),
                 rask::distributed::WorkerExit::Restart(reason) => {

@@ -234,14 +234,18 @@ pub(crate) fn decode<T: DeserializeOwned>(op: &str, bytes: &[u8]) -> Result<T> {
     })
 }
 
-/// [`StoreOptions`] on the wire (a worker opens the same store with the same options).
+/// [`StoreOptions`] on the wire (a worker opens the same store with the same options),
+/// without the secrets: the secret key and session token stay in this process
+/// ([`rask_graph::secrets`]) under ids the wire form names, and reach workers by the
+/// cluster's own encrypted channel, never inside a graph.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct WireStore {
     endpoint: Option<String>,
     region: Option<String>,
+    /// Not a secret (AWS's "access key ID" identifies the key, as a user name would).
     access_key_id: Option<String>,
-    secret_access_key: Option<String>,
-    session_token: Option<String>,
+    secret_access_key_ref: Option<String>,
+    session_token_ref: Option<String>,
     allow_http: bool,
     skip_signature: bool,
     max_retries: Option<u64>,
@@ -251,12 +255,27 @@ pub(crate) struct WireStore {
 
 impl WireStore {
     pub(crate) fn of(o: &StoreOptions) -> WireStore {
+        // The id names the store and the key, so two stores' secrets never mix.
+        let id = |what: &str| {
+            format!(
+                "store:{what}:{}:{}",
+                o.endpoint.as_deref().unwrap_or("default"),
+                o.access_key_id.as_deref().unwrap_or("")
+            )
+        };
+        let keep = |what: &str, secret: &Option<String>| {
+            secret.as_ref().map(|v| {
+                let id = id(what);
+                rask_graph::secrets::remember(id.clone(), v.clone());
+                id
+            })
+        };
         WireStore {
             endpoint: o.endpoint.clone(),
             region: o.region.clone(),
             access_key_id: o.access_key_id.clone(),
-            secret_access_key: o.secret_access_key.clone(),
-            session_token: o.session_token.clone(),
+            secret_access_key_ref: keep("secret_access_key", &o.secret_access_key),
+            session_token_ref: keep("session_token", &o.session_token),
             allow_http: o.allow_http,
             skip_signature: o.skip_signature,
             max_retries: o.max_retries.map(|n| n as u64),
@@ -266,12 +285,16 @@ impl WireStore {
     }
 
     pub(crate) fn options(self) -> StoreOptions {
+        // A secret this process was not given is left unset: the store then takes it from
+        // the environment (`AWS_SECRET_ACCESS_KEY`, ...), as workers configured that way
+        // expect, and a missing one fails at the first request naming the bucket.
+        let find = |r: &Option<String>| r.as_deref().and_then(rask_graph::secrets::lookup);
         StoreOptions {
             endpoint: self.endpoint,
             region: self.region,
             access_key_id: self.access_key_id,
-            secret_access_key: self.secret_access_key,
-            session_token: self.session_token,
+            secret_access_key: find(&self.secret_access_key_ref),
+            session_token: find(&self.session_token_ref),
             allow_http: self.allow_http,
             skip_signature: self.skip_signature,
             max_retries: self.max_retries.map(|n| n as usize),

@@ -23,6 +23,7 @@ use crate::protocol::{
     ClientTask, ErrorKind, Hello, PROTOCOL_VERSION, RemoteError, ToClient, ToScheduler, WireOp,
     WorkerSummary,
 };
+use crate::tls::TlsContext;
 use crate::worker::{fetch_values, from_wire, to_wire};
 
 /// The op of a key that already lives on the cluster (a future passed as an argument, a
@@ -111,6 +112,11 @@ pub struct ClientOptions {
     pub token: Option<String>,
     pub name: String,
     pub max_frame: u64,
+    /// The cluster's TLS context (from the scheduler file, files, or a `LocalCluster`).
+    /// Required unless `insecure`.
+    pub tls: Option<Arc<TlsContext>>,
+    /// Plain TCP, explicitly.
+    pub insecure: bool,
 }
 
 impl ClientOptions {
@@ -120,6 +126,8 @@ impl ClientOptions {
             token: None,
             name: format!("client-{}", std::process::id()),
             max_frame: crate::codec::DEFAULT_MAX_FRAME,
+            tls: None,
+            insecure: false,
         }
     }
 }
@@ -141,6 +149,8 @@ struct Inner {
     shared: Mutex<Shared>,
     notify: Notify,
     opts: ClientOptions,
+    /// How many of this process's [`rask_graph::secrets`] the scheduler has been sent.
+    secrets_sent: Mutex<usize>,
 }
 
 impl Drop for Inner {
@@ -191,7 +201,9 @@ impl Client {
             name: opts.name.clone(),
             token: opts.token.clone(),
         };
-        let (mut r, w, _id) = rt.block_on(comm::connect(&opts.address, hello, opts.max_frame))?;
+        let tls = crate::tls::context_for(&opts.tls, opts.insecure, "the client", &opts.address)?;
+        let (mut r, w, _id) =
+            rt.block_on(comm::connect(&opts.address, hello, opts.max_frame, tls))?;
         let (half, peer) = w.into_parts();
         let outbox = crate::outbox::Outbox::new(half, peer);
         let inner = Arc::new(Inner {
@@ -200,6 +212,7 @@ impl Client {
             shared: Mutex::new(Shared::default()),
             notify: Notify::new(),
             opts,
+            secrets_sent: Mutex::new(0),
         });
         rt.spawn(outbox.flush_loop());
         let weak = Arc::downgrade(&inner);
@@ -267,6 +280,7 @@ impl Client {
         wants: &[Key],
         opts: SubmitOptions,
     ) -> Result<Vec<FutureHandle>> {
+        self.send_new_secrets()?;
         let handles = self.want(wants);
         self.send(ToScheduler::UpdateGraph {
             tasks,
@@ -276,6 +290,23 @@ impl Client {
             fire_and_forget: opts.fire_and_forget,
         })?;
         Ok(handles)
+    }
+
+    /// Sends the secrets this process's ops remembered since the last submission (bucket
+    /// credentials), in their own message ahead of the graph: graphs never carry them.
+    fn send_new_secrets(&self) -> Result<()> {
+        let mut sent = self
+            .inner
+            .secrets_sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (new, count) = rask_graph::secrets::since(*sent);
+        if !new.is_empty() {
+            // Held while sending, so no graph needing them overtakes them.
+            self.send(ToScheduler::Secrets { secrets: new })?;
+        }
+        *sent = count;
+        Ok(())
     }
 
     /// Places values on the cluster under the given keys.
@@ -467,6 +498,7 @@ impl Client {
                     vec![key.clone()],
                     self.inner.opts.token.clone(),
                     self.inner.opts.max_frame,
+                    self.inner.opts.tls.clone(),
                 )
                 .await
                 {

@@ -15,6 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::codec::{self, CodecError};
 use crate::protocol::{CarriesValues, Fingerprint, Hello, PROTOCOL_VERSION, Welcome};
+use crate::tls::TlsContext;
 
 /// Frames below this size are copied into one buffer and written with one call; larger ones
 /// are written part by part so big values are never copied.
@@ -49,17 +50,129 @@ pub mod traffic {
     }
 }
 
+/// A connected stream: plain TCP (only with `--insecure`) or TLS over TCP.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+/// The reading half of a connection's stream.
+pub enum ReadHalf {
+    Plain(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+/// The writing half of a connection's stream.
+pub enum WriteHalf {
+    Plain(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for ReadHalf {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Plain(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+            ReadHalf::Tls(r) => std::pin::Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteHalf {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+            WriteHalf::Tls(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => std::pin::Pin::new(w).poll_flush(cx),
+            WriteHalf::Tls(w) => std::pin::Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Plain(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+            WriteHalf::Tls(w) => std::pin::Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection handed to blocking code after its handshake (peer fetches read answers
+/// straight into the values' memory, which needs a blocking reader).
+pub enum BlockingConn {
+    Plain(std::net::TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl std::io::Read for BlockingConn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingConn::Plain(s) => s.read(buf),
+            BlockingConn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl std::io::Write for BlockingConn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            BlockingConn::Plain(s) => s.write(buf),
+            BlockingConn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            BlockingConn::Plain(s) => s.flush(),
+            BlockingConn::Tls(s) => s.flush(),
+        }
+    }
+}
+
 /// The reading half of a connection.
 pub struct FrameReader {
-    inner: BufReader<OwnedReadHalf>,
+    inner: BufReader<ReadHalf>,
     peer: String,
     max_frame: u64,
 }
 
 /// The writing half of a connection.
 pub struct FrameWriter {
-    inner: OwnedWriteHalf,
+    inner: WriteHalf,
     peer: String,
+}
+
+/// A failed read: a TLS alert from the other side (it rejected our certificate after the
+/// handshake looked done, as TLS 1.3 allows) is a refusal, so callers do not retry it.
+fn read_error(peer: &str, e: std::io::Error) -> RaskError {
+    let tls_said_no = e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if tls_said_no {
+        RaskError::Refused {
+            peer: peer.to_string(),
+            reason: format!("TLS: {e} (is this side using the cluster's credentials?)"),
+        }
+    } else {
+        comm_error(peer, e)
+    }
 }
 
 fn comm_error(peer: &str, message: impl std::fmt::Display) -> RaskError {
@@ -70,14 +183,27 @@ fn comm_error(peer: &str, message: impl std::fmt::Display) -> RaskError {
 }
 
 /// Splits a connected stream into its two halves.
-pub fn split(stream: TcpStream, max_frame: u64) -> (FrameReader, FrameWriter) {
-    let peer = stream
+pub fn split(conn: Conn, max_frame: u64) -> (FrameReader, FrameWriter) {
+    let tcp = match &conn {
+        Conn::Plain(s) => s,
+        Conn::Tls(s) => s.get_ref().0,
+    };
+    let peer = tcp
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown peer".into());
     // Small control messages must not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
+    let _ = tcp.set_nodelay(true);
+    let (r, w) = match conn {
+        Conn::Plain(s) => {
+            let (r, w) = s.into_split();
+            (ReadHalf::Plain(r), WriteHalf::Plain(w))
+        }
+        Conn::Tls(s) => {
+            let (r, w) = tokio::io::split(*s);
+            (ReadHalf::Tls(r), WriteHalf::Tls(w))
+        }
+    };
     (
         FrameReader {
             inner: BufReader::with_capacity(64 * 1024, r),
@@ -88,16 +214,36 @@ pub fn split(stream: TcpStream, max_frame: u64) -> (FrameReader, FrameWriter) {
     )
 }
 
-/// Joins the two halves back into one stream (to hand a connection to blocking code after
-/// its handshake). Fails if the reader holds bytes it has not handed out.
-pub fn reunite(r: FrameReader, w: FrameWriter) -> std::result::Result<TcpStream, String> {
+/// Joins the two halves of a connection this side opened back into one blocking stream (to
+/// hand it to blocking code after its handshake). Fails if the reader holds bytes it has not
+/// handed out.
+pub fn reunite(r: FrameReader, w: FrameWriter) -> std::result::Result<BlockingConn, String> {
     if !r.inner.buffer().is_empty() {
         return Err("bytes after the handshake".into());
     }
-    r.inner
-        .into_inner()
-        .reunite(w.inner)
-        .map_err(|e| e.to_string())
+    let blocking = |s: TcpStream| -> std::result::Result<std::net::TcpStream, String> {
+        let s = s.into_std().map_err(|e| e.to_string())?;
+        s.set_nonblocking(false).map_err(|e| e.to_string())?;
+        Ok(s)
+    };
+    match (r.inner.into_inner(), w.inner) {
+        (ReadHalf::Plain(r), WriteHalf::Plain(w)) => Ok(BlockingConn::Plain(blocking(
+            r.reunite(w).map_err(|e| e.to_string())?,
+        )?)),
+        (ReadHalf::Tls(r), WriteHalf::Tls(w)) => match r.unsplit(w) {
+            tokio_rustls::TlsStream::Client(s) => {
+                let (tcp, session) = s.into_inner();
+                Ok(BlockingConn::Tls(Box::new(rustls::StreamOwned::new(
+                    session,
+                    blocking(tcp)?,
+                ))))
+            }
+            tokio_rustls::TlsStream::Server(_) => {
+                Err("only connections this side opened can be handed to blocking code".into())
+            }
+        },
+        _ => Err("halves of different connections".into()),
+    }
 }
 
 impl FrameReader {
@@ -112,11 +258,13 @@ impl FrameReader {
         // A clean close is EOF before the first byte of a frame; EOF inside one is truncation.
         let mut got = 0;
         while got < 8 {
-            let n = self
-                .inner
-                .read(&mut prefix[got..])
-                .await
-                .map_err(|e| comm_error(&self.peer, e))?;
+            let n = match self.inner.read(&mut prefix[got..]).await {
+                Ok(n) => n,
+                // A peer process that exits closes TCP without TLS's close_notify; between
+                // frames that is an ordinary close (a cut inside a frame still errs below).
+                Err(e) if got == 0 && e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(read_error(&self.peer, e)),
+            };
             if n == 0 {
                 if got == 0 {
                     return Ok(None);
@@ -165,7 +313,7 @@ impl FrameWriter {
 
     /// The socket's writing half and the peer's name (for writers that share it between
     /// threads).
-    pub(crate) fn into_parts(self) -> (OwnedWriteHalf, String) {
+    pub(crate) fn into_parts(self) -> (WriteHalf, String) {
         (self.inner, self.peer)
     }
 
@@ -198,6 +346,11 @@ impl FrameWriter {
                 }
             }
             r
+        };
+        // TLS holds back what it could not write yet; plain TCP's flush does nothing.
+        let res = match res {
+            Ok(()) => self.inner.flush().await,
+            e => e,
         };
         res.map_err(|e| comm_error(&self.peer, e))
     }
@@ -242,14 +395,15 @@ pub fn local_fingerprint() -> Fingerprint {
     .clone()
 }
 
-/// Connects to `addr`, sends `hello` and waits for the answer. A refusal is
-/// `RaskError::Refused` with the other side's reason.
+/// Connects to `addr` (over TLS when `tls` is given), sends `hello` and waits for the
+/// answer. A refusal is `RaskError::Refused` with the other side's reason.
 pub async fn connect(
     addr: &str,
     hello: Hello,
     max_frame: u64,
+    tls: Option<&TlsContext>,
 ) -> Result<(FrameReader, FrameWriter, u64)> {
-    connect_with(addr, hello, max_frame, None).await
+    connect_with(addr, hello, max_frame, None, tls).await
 }
 
 /// [`connect`], and when `user_timeout` is given the connection is watched with
@@ -261,19 +415,26 @@ pub async fn connect_with(
     hello: Hello,
     max_frame: u64,
     user_timeout: Option<std::time::Duration>,
+    tls: Option<&TlsContext>,
 ) -> Result<(FrameReader, FrameWriter, u64)> {
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| comm_error(addr, "timed out connecting"))?
-        .map_err(|e| comm_error(addr, e))?;
-    if let Some(t) = user_timeout {
-        set_liveness(&stream, t);
-    }
-    let (mut r, mut w) = split(stream, max_frame);
+    let conn = open(addr, user_timeout, tls).await?;
+    let plain = tls.is_none();
+    let (mut r, mut w) = split(conn, max_frame);
     w.send(&mut [hello]).await?;
     let answer = tokio::time::timeout(HANDSHAKE_TIMEOUT, r.recv_some::<Welcome>())
         .await
-        .map_err(|_| comm_error(addr, "no answer to the handshake"))??;
+        .map_err(|_| comm_error(addr, "no answer to the handshake"))?
+        .map_err(|e| {
+            if plain {
+                // A TLS server drops a plain connection without a word.
+                comm_error(
+                    addr,
+                    format!("{e} (this side is --insecure; does the other side expect TLS?)"),
+                )
+            } else {
+                e
+            }
+        })?;
     match answer.into_iter().next() {
         Some(Welcome::Accepted { id }) => Ok((r, w, id)),
         Some(Welcome::Refused { reason }) => Err(RaskError::Refused {
@@ -282,6 +443,80 @@ pub async fn connect_with(
         }),
         None => Err(comm_error(addr, "empty handshake answer")),
     }
+}
+
+/// Opens a connection to `addr`: TCP, then the TLS handshake when `tls` is given (before
+/// any of rask's own handshake). A certificate either side rejects is `RaskError::Refused`.
+pub async fn open(
+    addr: &str,
+    user_timeout: Option<std::time::Duration>,
+    tls: Option<&TlsContext>,
+) -> Result<Conn> {
+    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| comm_error(addr, "timed out connecting"))?
+        .map_err(|e| comm_error(addr, e))?;
+    if let Some(t) = user_timeout {
+        set_liveness(&stream, t);
+    }
+    let conn = match tls {
+        None => Conn::Plain(stream),
+        Some(tls) => {
+            let s = tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                tls.connector.connect(TlsContext::server_name(), stream),
+            )
+            .await
+            .map_err(|_| comm_error(addr, "no answer to the TLS handshake"))?
+            .map_err(|e| {
+                let reason = format!(
+                    "TLS handshake failed: {e} (is the other side using the same cluster \
+                     credentials, and not --insecure?)"
+                );
+                // A certificate the other side rejects (or we reject) will be rejected again:
+                // a refusal, so callers do not retry it.
+                let tls_said_no = e
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+                if tls_said_no {
+                    RaskError::Refused {
+                        peer: addr.to_string(),
+                        reason,
+                    }
+                } else {
+                    comm_error(addr, reason)
+                }
+            })?;
+            Conn::Tls(Box::new(tokio_rustls::TlsStream::Client(s)))
+        }
+    };
+    Ok(conn)
+}
+
+/// The server side of the TLS handshake on an accepted stream (or nothing, without TLS).
+/// Plain TCP to a TLS listener, a certificate from another CA and an expired certificate all
+/// fail here; the caller logs the error and drops the connection.
+pub async fn accept_stream(stream: TcpStream, tls: Option<&TlsContext>) -> Result<Conn> {
+    let Some(tls) = tls else {
+        return Ok(Conn::Plain(stream));
+    };
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "unknown peer".into());
+    let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+        .await
+        .map_err(|_| comm_error(&peer, "no TLS handshake within 10 s"))?
+        .map_err(|e| {
+            let hint = if e.to_string().contains("InvalidContentType") {
+                " (a plain-TCP client? it needs the cluster's credentials, or the scheduler \
+                 --insecure)"
+            } else {
+                ""
+            };
+            comm_error(&peer, format!("TLS handshake failed: {e}{hint}"))
+        })?;
+    Ok(Conn::Tls(Box::new(tokio_rustls::TlsStream::Server(s))))
 }
 
 /// Makes a dead connection fail within about `timeout`: keepalive probes after a second

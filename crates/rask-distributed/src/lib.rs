@@ -32,10 +32,17 @@
 //! use rask_distributed::{client, scheduler, worker};
 //! use rask_graph::{Key, Literal, Op, OpRegistry, Value};
 //!
+//! // TLS with fresh credentials and a token is the default; workers and clients take them
+//! // from the handle here (from the scheduler file across processes).
 //! let sched = scheduler::start(Default::default())?;
-//! let addr = sched.address().to_string();
-//! std::thread::spawn(move || worker::run_worker(worker::WorkerOptions::new(addr)));
-//! let client = client::Client::connect(client::ClientOptions::new(sched.address()))?;
+//! let mut w = worker::WorkerOptions::new(sched.address());
+//! w.tls = sched.tls();
+//! w.token = sched.token().map(String::from);
+//! std::thread::spawn(move || worker::run_worker(w));
+//! let mut c = client::ClientOptions::new(sched.address());
+//! c.tls = sched.tls();
+//! c.token = sched.token().map(String::from);
+//! let client = client::Client::connect(c)?;
 //! // One literal task: its op crosses the wire by name and parameters.
 //! let op: Arc<dyn Op> = Arc::new(Literal::new(Value::new(41i64)));
 //! let (name, params) = OpRegistry::encode(&*op)?;
@@ -62,6 +69,7 @@ mod outbox;
 pub mod protocol;
 pub mod scheduler;
 pub mod state;
+pub mod tls;
 pub mod worker;
 
 pub use client::{Client, ClientOptions, FutureHandle, KeyStatus, SubmitOptions};

@@ -29,6 +29,17 @@ pub const ENV_HEARTBEAT_MS: &str = "RASK_WORKER_HEARTBEAT_MS";
 pub const ENV_RECONNECT_MS: &str = "RASK_WORKER_RECONNECT_MS";
 pub const ENV_LISTEN: &str = "RASK_WORKER_LISTEN";
 pub const ENV_CONTACT_HOST: &str = "RASK_WORKER_CONTACT_HOST";
+/// The cluster's TLS credentials, PEM text (a `LocalCluster` hands its fresh ones to its
+/// children this way: the environment of a process is readable only by its user and root).
+pub const ENV_TLS_CA: &str = "RASK_WORKER_TLS_CA";
+pub const ENV_TLS_CERT: &str = "RASK_WORKER_TLS_CERT";
+pub const ENV_TLS_KEY: &str = "RASK_WORKER_TLS_KEY";
+/// `1`: plain TCP, explicitly.
+pub const ENV_INSECURE: &str = "RASK_WORKER_INSECURE";
+/// A scheduler file to read the scheduler's address (and token) from, when
+/// [`ENV_SCHEDULER`] is not set: how SLURM job scripts point a program's workers at a
+/// scheduler file on a shared filesystem.
+pub const ENV_SCHEDULER_FILE: &str = "RASK_WORKER_SCHEDULER_FILE";
 
 /// The exit code of a worker that restarts itself (memory over the terminate threshold).
 pub const RESTART_EXIT_CODE: i32 = 75;
@@ -36,10 +47,18 @@ pub const RESTART_EXIT_CODE: i32 = 75;
 /// Worker options from the role's environment variables, or `None` when this process was not
 /// started as a worker. Bad values are errors naming the variable.
 pub fn worker_options_from_env() -> Result<Option<WorkerOptions>> {
-    let Ok(addr) = std::env::var(ENV_SCHEDULER) else {
-        return Ok(None);
+    let mut o = match (
+        std::env::var(ENV_SCHEDULER),
+        std::env::var_os(ENV_SCHEDULER_FILE),
+    ) {
+        (Ok(addr), _) => WorkerOptions::new(addr),
+        (Err(_), Some(path)) => {
+            let path = std::path::Path::new(&path);
+            worker_options_from_scheduler_file(path)
+                .map_err(|e| e.context(format!("{ENV_SCHEDULER_FILE}={}", path.display())))?
+        }
+        (Err(_), None) => return Ok(None),
     };
-    let mut o = WorkerOptions::new(addr);
     let num = |name: &str| -> Result<Option<u64>> {
         match std::env::var(name) {
             Ok(v) => v.trim().parse::<u64>().map(Some).map_err(|e| {
@@ -72,7 +91,45 @@ pub fn worker_options_from_env() -> Result<Option<WorkerOptions>> {
     if let Ok(h) = std::env::var(ENV_CONTACT_HOST) {
         o.contact_host = Some(h);
     }
+    match (
+        std::env::var(ENV_TLS_CA),
+        std::env::var(ENV_TLS_CERT),
+        std::env::var(ENV_TLS_KEY),
+    ) {
+        (Ok(ca_pem), Ok(cert_pem), Ok(key_pem)) => {
+            let creds = crate::tls::Credentials {
+                ca_pem,
+                cert_pem,
+                key_pem,
+            };
+            o.tls =
+                Some(crate::tls::TlsContext::new(creds).map_err(|e| {
+                    e.context(format!("{ENV_TLS_CA}/{ENV_TLS_CERT}/{ENV_TLS_KEY}"))
+                })?);
+        }
+        (Err(_), Err(_), Err(_)) => {}
+        _ => {
+            return Err(RaskError::invalid_argument(
+                ENV_TLS_CA,
+                format!("set all three of {ENV_TLS_CA}, {ENV_TLS_CERT} and {ENV_TLS_KEY}, or none"),
+            ));
+        }
+    }
+    if std::env::var(ENV_INSECURE).is_ok_and(|v| v == "1") {
+        o.insecure = true;
+    }
     Ok(Some(o))
+}
+
+/// Worker options that connect to the scheduler a scheduler file names (its address and
+/// token); the rest at their defaults.
+pub fn worker_options_from_scheduler_file(path: &std::path::Path) -> Result<WorkerOptions> {
+    let f = scheduler::read_scheduler_file(path)?;
+    let mut o = WorkerOptions::new(f.address.clone());
+    o.tls = f.tls_context()?;
+    o.insecure = o.tls.is_none();
+    o.token = f.token;
+    Ok(o)
 }
 
 /// When this process was started as a worker (by [`LocalCluster`] or a deployment), runs the
@@ -199,7 +256,7 @@ impl LocalCluster {
         LocalCluster::with_options(LocalClusterOptions::default())
     }
 
-    pub fn with_options(opts: LocalClusterOptions) -> Result<LocalCluster> {
+    pub fn with_options(mut opts: LocalClusterOptions) -> Result<LocalCluster> {
         if opts.n_workers == 0 {
             return Err(RaskError::invalid_argument(
                 "n_workers",
@@ -207,6 +264,12 @@ impl LocalCluster {
             ));
         }
         let scheduler = scheduler::start(opts.scheduler.clone())?;
+        // What the scheduler generated (credentials, token) is what the workers get.
+        opts.scheduler.token = scheduler.token().map(String::from);
+        opts.scheduler.security = match scheduler.tls() {
+            Some(t) => crate::tls::Security::Tls(t),
+            None => crate::tls::Security::Insecure,
+        };
         let workers = Arc::new(Mutex::new(Workers {
             children: Vec::new(),
             stopping: false,
@@ -274,9 +337,27 @@ impl LocalCluster {
         self.scheduler.as_ref().and_then(|s| s.dashboard_url())
     }
 
+    /// The token every connection and the dashboard ask for (generated unless given).
+    pub fn token(&self) -> Option<&str> {
+        self.scheduler.as_ref().and_then(|s| s.token())
+    }
+
+    /// The dashboard's status page with the token in the query (as Jupyter prints its
+    /// links): opening it once sets the cookie the other pages use.
+    pub fn dashboard_link(&self) -> Option<String> {
+        let url = self.dashboard_url()?;
+        Some(match self.token() {
+            Some(t) => format!("{url}/status?token={t}"),
+            None => format!("{url}/status"),
+        })
+    }
+
     pub fn client(&self) -> Result<Client> {
+        let s = self.scheduler.as_ref().expect("running");
         let mut o = ClientOptions::new(self.address());
-        o.token = self.opts.scheduler.token.clone();
+        o.token = s.token().map(String::from);
+        o.tls = s.tls();
+        o.insecure = o.tls.is_none();
         Client::connect(o)
     }
 
@@ -376,6 +457,17 @@ fn spawn_worker(opts: &LocalClusterOptions, address: &str, i: usize) -> Result<C
     }
     if let Some(t) = &opts.scheduler.token {
         cmd.env(ENV_TOKEN, t);
+    }
+    match &opts.scheduler.security {
+        crate::tls::Security::Tls(t) => {
+            let c = t.credentials();
+            cmd.env(ENV_TLS_CA, &c.ca_pem)
+                .env(ENV_TLS_CERT, &c.cert_pem)
+                .env(ENV_TLS_KEY, &c.key_pem);
+        }
+        _ => {
+            cmd.env(ENV_INSECURE, "1");
+        }
     }
     cmd.spawn()
         .map_err(|e| RaskError::io(format!("{} (starting worker {i})", path.display()), e))

@@ -93,8 +93,12 @@ pub fn init_logging(filter: &str) {
 mod tests {
     use super::*;
 
+    /// The ring is process-wide: tests that fill it must not run at the same time.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     #[test]
     fn the_ring_hands_out_each_line_once_and_forgets_the_oldest() {
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let mut cursor = ring().last;
         push_line("one");
         push_line("two");
@@ -110,6 +114,7 @@ mod tests {
 
     #[test]
     fn a_writer_splits_lines() {
+        let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let mut cursor = ring().last;
         {
             let mut w = RingWriter::default();

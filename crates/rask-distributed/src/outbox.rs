@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use rask_error::{RaskError, Result};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+
+use crate::comm::WriteHalf;
 
 use crate::codec;
 use crate::protocol::ToScheduler;
@@ -41,15 +44,27 @@ fn seal_deferred(q: &mut Queue) {
 }
 
 /// A connection's writing half shared by the caller's threads and the flusher task.
+/// How frames reach the socket.
+enum Half {
+    /// A plain TCP half: any thread may `try_write` it.
+    Direct(OwnedWriteHalf),
+    /// A TLS half: only the flusher writes it.
+    Flushed(tokio::sync::Mutex<WriteHalf>),
+}
+
 pub(crate) struct Outbox {
-    half: OwnedWriteHalf,
+    half: Half,
     peer: String,
     queue: Mutex<Queue>,
     wake: Notify,
 }
 
 impl Outbox {
-    pub(crate) fn new(half: OwnedWriteHalf, peer: String) -> Arc<Outbox> {
+    pub(crate) fn new(half: WriteHalf, peer: String) -> Arc<Outbox> {
+        let half = match half {
+            WriteHalf::Plain(h) => Half::Direct(h),
+            tls => Half::Flushed(tokio::sync::Mutex::new(tls)),
+        };
         Arc::new(Outbox {
             half,
             peer,
@@ -80,6 +95,19 @@ impl Outbox {
         if let Some(why) = &q.closed {
             return Err(self.closed_error(why));
         }
+        let direct = match &self.half {
+            Half::Direct(h) => h,
+            Half::Flushed(_) => {
+                seal_deferred(&mut q);
+                q.frames.push_back(frame.parts);
+                if !q.flushing {
+                    q.flushing = true;
+                    drop(q);
+                    self.wake.notify_one();
+                }
+                return Ok(());
+            }
+        };
         if q.flushing || !q.frames.is_empty() || !q.deferred.is_empty() {
             // Deferred messages were sent before this one: they go first.
             seal_deferred(&mut q);
@@ -94,7 +122,7 @@ impl Outbox {
         // The lock stays held while writing, so no other sender can slip in between.
         let mut parts: VecDeque<Bytes> = frame.parts.into();
         while let Some(part) = parts.front_mut() {
-            match self.half.try_write(part) {
+            match direct.try_write(part) {
                 Ok(n) if n == part.len() => {
                     parts.pop_front();
                 }
@@ -178,10 +206,20 @@ impl Outbox {
     }
 
     async fn write_parts(&self, parts: Vec<Bytes>) -> std::io::Result<()> {
+        let half = match &self.half {
+            Half::Direct(h) => h,
+            Half::Flushed(h) => {
+                let mut h = h.lock().await;
+                for part in parts {
+                    h.write_all(&part).await?;
+                }
+                return h.flush().await;
+            }
+        };
         for mut part in parts {
             while !part.is_empty() {
-                self.half.writable().await?;
-                match self.half.try_write(&part) {
+                half.writable().await?;
+                match half.try_write(&part) {
                     Ok(n) => {
                         let _ = part.split_to(n);
                     }
@@ -213,19 +251,45 @@ mod tests {
     /// releases all reach the other side whole and in the order they were sent.
     #[test]
     fn messages_arrive_whole_and_in_order() {
+        arrive_whole_and_in_order(false);
+    }
+
+    /// The same over TLS, where every frame goes through the flusher.
+    #[test]
+    fn messages_arrive_whole_and_in_order_over_tls() {
+        arrive_whole_and_in_order(true);
+    }
+
+    fn arrive_whole_and_in_order(tls: bool) {
+        use crate::comm::{Conn, accept_stream, split};
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
+        let ctx = tls.then(|| {
+            crate::tls::TlsContext::new(crate::tls::Credentials::generate().unwrap()).unwrap()
+        });
         let (outbox, mut reader) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let client = tokio::net::TcpStream::connect(addr).await.unwrap();
             let (server, _) = listener.accept().await.unwrap();
-            let (_, w) = crate::comm::split(client, u64::MAX);
+            let (client, server) = match &ctx {
+                None => (Conn::Plain(client), Conn::Plain(server)),
+                Some(ctx) => {
+                    let name = crate::tls::TlsContext::server_name();
+                    let (c, s) = tokio::join!(
+                        ctx.connector.connect(name, client),
+                        accept_stream(server, Some(ctx))
+                    );
+                    let c = tokio_rustls::TlsStream::Client(c.unwrap());
+                    (Conn::Tls(Box::new(c)), s.unwrap())
+                }
+            };
+            let (_, w) = split(client, u64::MAX);
             let (half, peer) = w.into_parts();
-            let (r, _) = crate::comm::split(server, u64::MAX);
+            let (r, _) = split(server, u64::MAX);
             (Outbox::new(half, peer), r)
         });
         rt.spawn(outbox.clone().flush_loop());

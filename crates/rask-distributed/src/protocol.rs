@@ -298,6 +298,12 @@ pub enum ToScheduler {
     Close,
     /// Ask for the workers' summaries (answered with `ToClient::Info`).
     Info,
+    /// Secrets ops of this client's graphs refer to (bucket credentials), sent before the
+    /// graph that needs them; never part of a graph. Handled by the scheduler's driver,
+    /// which keeps them in memory and hands them to every worker.
+    Secrets {
+        secrets: Vec<rask_graph::secrets::Secret>,
+    },
 }
 
 /// Scheduler to client.
@@ -365,6 +371,11 @@ pub enum ToWorker {
     /// Send (or stop sending) [`FromWorker::Observed`] with each heartbeat: a dashboard is
     /// watching. Handled by the worker's driver, not its state machine.
     Observe { task_stream: bool },
+    /// Secrets for the ops it will run (see [`ToScheduler::Secrets`]); the worker's driver
+    /// keeps them in this process.
+    Secrets {
+        secrets: Vec<rask_graph::secrets::Secret>,
+    },
 }
 
 /// Worker to scheduler.

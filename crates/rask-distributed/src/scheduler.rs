@@ -20,6 +20,7 @@ use crate::protocol::{
     ClientId, FromWorker, Hello, ToClient, ToScheduler, ToWorker, Welcome, WorkerId,
 };
 use crate::state::{ClusterState, Outgoing, SchedulerConfig, WorkerInfo};
+use crate::tls::{Credentials, Security, TlsContext};
 
 /// How a scheduler is started.
 #[derive(Clone, Debug)]
@@ -38,6 +39,8 @@ pub struct SchedulerOptions {
     /// Where to serve the dashboard (`host:port`; Dask's is port 8787), if anywhere. It
     /// asks for `token` when there is one.
     pub dashboard: Option<String>,
+    /// TLS (fresh credentials by default) or, only when asked, plain TCP.
+    pub security: Security,
 }
 
 impl Default for SchedulerOptions {
@@ -50,6 +53,7 @@ impl Default for SchedulerOptions {
             token: None,
             scheduler_file: None,
             dashboard: None,
+            security: Security::Generate,
         }
     }
 }
@@ -76,11 +80,16 @@ pub struct SchedulerStats {
     pub workers: std::sync::atomic::AtomicUsize,
     pub clients: std::sync::atomic::AtomicUsize,
     pub tasks: std::sync::atomic::AtomicUsize,
+    /// Tasks waiting, queued or processing (updated every 100 ms; `SlurmCluster::adapt`
+    /// scales on it).
+    pub unfinished: std::sync::atomic::AtomicUsize,
 }
 
 /// A running scheduler (on its own threads); dropping it stops it.
 pub struct SchedulerHandle {
     address: String,
+    tls: Option<std::sync::Arc<TlsContext>>,
+    token: Option<String>,
     /// Dropped after the scheduler's thread: it reads what that thread publishes.
     dashboard: Option<rask_dashboard::Dashboard>,
     stats: std::sync::Arc<SchedulerStats>,
@@ -97,6 +106,16 @@ impl SchedulerHandle {
     /// `http://host:port` of the dashboard, when it serves one.
     pub fn dashboard_url(&self) -> Option<String> {
         self.dashboard.as_ref().map(|d| d.url())
+    }
+
+    /// The TLS context workers and clients must use (`None` only for `--insecure`).
+    pub fn tls(&self) -> Option<std::sync::Arc<TlsContext>> {
+        self.tls.clone()
+    }
+
+    /// The token every connection presents (generated with fresh credentials).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Live figures: workers and clients connected, tasks known.
@@ -135,7 +154,30 @@ impl Drop for SchedulerHandle {
 
 /// Starts a scheduler on a background thread with its own tokio runtime and returns once it
 /// listens.
-pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
+pub fn start(mut opts: SchedulerOptions) -> Result<SchedulerHandle> {
+    let tls = match &opts.security {
+        Security::Generate => {
+            // Fresh credentials are only useful with a token nobody else knows.
+            opts.token.get_or_insert_with(crate::tls::generate_token);
+            let ctx = TlsContext::new(crate::tls::Credentials::generate()?)?;
+            opts.security = Security::Tls(ctx.clone());
+            Some(ctx)
+        }
+        Security::Tls(ctx) => Some(ctx.clone()),
+        Security::Insecure => {
+            tracing::warn!(
+                "INSECURE: the scheduler on {} speaks plain TCP: no encryption, no \
+                 certificates; anyone who can reach the port {}",
+                opts.listen,
+                if opts.token.is_some() {
+                    "and sniffs the token can submit work"
+                } else {
+                    "can submit work"
+                }
+            );
+            None
+        }
+    };
     // One thread for the state machine and every connection: a message then never crosses
     // threads inside the scheduler (a cross-thread wake-up costs more than handling most
     // messages), and the state machine is single-threaded anyway, as Dask's is.
@@ -155,8 +197,14 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
         .map_err(|e| RaskError::io(&opts.listen, e))?
         .to_string();
     if let Some(path) = &opts.scheduler_file {
-        write_scheduler_file(path, &address, opts.token.as_deref())?;
+        write_scheduler_file(
+            path,
+            &address,
+            opts.token.as_deref(),
+            tls.as_ref().map(|t| t.credentials()),
+        )?;
     }
+    let opts_token = opts.token.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let stats = std::sync::Arc::new(SchedulerStats::default());
     let stats2 = stats.clone();
@@ -177,6 +225,8 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
         .map_err(|e| RaskError::io("the scheduler's thread", e))?;
     Ok(SchedulerHandle {
         address,
+        tls,
+        token: opts_token,
         dashboard,
         stats,
         stop: Some(stop_tx),
@@ -185,17 +235,37 @@ pub fn start(opts: SchedulerOptions) -> Result<SchedulerHandle> {
 }
 
 /// The scheduler file: what workers and clients need to connect (Dask's `--scheduler-file`).
-/// JSON-free on purpose: `key = value` lines.
+/// `key = value` lines: `address`, `token`, and either the TLS credentials (`tls_ca`,
+/// `tls_cert`, `tls_key`: PEM text in base64, one line each) or `security = insecure`.
+/// Written mode 0600: it holds the cluster's private key and token.
 pub fn write_scheduler_file(
     path: &std::path::Path,
     address: &str,
     token: Option<&str>,
+    tls: Option<&Credentials>,
 ) -> Result<()> {
+    use base64::Engine;
     use std::io::Write;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
     let mut text = format!("address = {address}\n");
     if let Some(t) = token {
         text.push_str(&format!("token = {t}\n"));
     }
+    match tls {
+        Some(c) => {
+            text.push_str(&format!("tls_ca = {}\n", b64(&c.ca_pem)));
+            text.push_str(&format!("tls_cert = {}\n", b64(&c.cert_pem)));
+            text.push_str(&format!("tls_key = {}\n", b64(&c.key_pem)));
+        }
+        None => text.push_str("security = insecure\n"),
+    }
+    // Written beside the target and renamed over it: a reader polling for the file (a
+    // worker on another host) never sees half of it.
+    let tmp = {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}.tmp", std::process::id()));
+        path.with_file_name(name)
+    };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -204,10 +274,19 @@ pub fn write_scheduler_file(
         opts.mode(0o600);
     }
     let mut f = opts
-        .open(path)
-        .map_err(|e| RaskError::io(path.display(), e))?;
+        .open(&tmp)
+        .map_err(|e| RaskError::io(tmp.display(), e))?;
+    // A leftover temporary file keeps its mode on open: private before the key goes in.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| RaskError::io(tmp.display(), e))?;
+    }
     f.write_all(text.as_bytes())
-        .map_err(|e| RaskError::io(path.display(), e))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| RaskError::io(tmp.display(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| RaskError::io(path.display(), e))
 }
 
 /// What a scheduler file says.
@@ -215,46 +294,102 @@ pub fn write_scheduler_file(
 pub struct SchedulerFile {
     pub address: String,
     pub token: Option<String>,
+    /// The cluster's credentials; `None` when the file says `security = insecure`.
+    pub tls: Option<Credentials>,
+}
+
+impl SchedulerFile {
+    /// The TLS context to connect with (`None` for an insecure cluster).
+    pub fn tls_context(&self) -> Result<Option<std::sync::Arc<TlsContext>>> {
+        self.tls.clone().map(TlsContext::new).transpose()
+    }
 }
 
 /// Reads a scheduler file written by [`write_scheduler_file`]; errors name the file and line.
 pub fn read_scheduler_file(path: &std::path::Path) -> Result<SchedulerFile> {
+    use base64::Engine;
     let text = std::fs::read_to_string(path).map_err(|e| RaskError::io(path.display(), e))?;
+    let bad = |msg: String| RaskError::invalid_argument("scheduler file", msg);
     let mut address = None;
     let mut token = None;
+    let (mut ca, mut cert, mut key, mut insecure) = (None, None, None, false);
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
-            return Err(RaskError::invalid_argument(
-                "scheduler file",
-                format!("{}: line {} is not `key = value`", path.display(), i + 1),
-            ));
+            return Err(bad(format!(
+                "{}: line {} is not `key = value`",
+                path.display(),
+                i + 1
+            )));
+        };
+        let v = v.trim();
+        let pem = |v: &str| -> Result<String> {
+            base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{}: `{}` on line {} is not base64 PEM text",
+                        path.display(),
+                        k.trim(),
+                        i + 1
+                    ))
+                })
         };
         match k.trim() {
-            "address" => address = Some(v.trim().to_string()),
-            "token" => token = Some(v.trim().to_string()),
+            "address" => address = Some(v.to_string()),
+            "token" => token = Some(v.to_string()),
+            "tls_ca" => ca = Some(pem(v)?),
+            "tls_cert" => cert = Some(pem(v)?),
+            "tls_key" => key = Some(pem(v)?),
+            "security" if v == "insecure" => insecure = true,
             other => {
-                return Err(RaskError::invalid_argument(
-                    "scheduler file",
-                    format!(
-                        "{}: unknown key `{other}` on line {}",
-                        path.display(),
-                        i + 1
-                    ),
-                ));
+                return Err(bad(format!(
+                    "{}: unknown key `{other}` on line {}",
+                    path.display(),
+                    i + 1
+                )));
             }
         }
     }
-    let address = address.ok_or_else(|| {
-        RaskError::invalid_argument(
-            "scheduler file",
-            format!("{} has no `address` line", path.display()),
-        )
-    })?;
-    Ok(SchedulerFile { address, token })
+    let address =
+        address.ok_or_else(|| bad(format!("{} has no `address` line", path.display())))?;
+    let tls = match (ca, cert, key, insecure) {
+        (Some(ca_pem), Some(cert_pem), Some(key_pem), false) => Some(Credentials {
+            ca_pem,
+            cert_pem,
+            key_pem,
+        }),
+        (None, None, None, true) => None,
+        (None, None, None, false) => {
+            return Err(bad(format!(
+                "{} has no TLS credentials (`tls_ca`, `tls_cert`, `tls_key`) and does not \
+                 say `security = insecure`",
+                path.display()
+            )));
+        }
+        (_, _, _, true) => {
+            return Err(bad(format!(
+                "{} says `security = insecure` but also holds TLS credentials",
+                path.display()
+            )));
+        }
+        _ => {
+            return Err(bad(format!(
+                "{} needs all three of `tls_ca`, `tls_cert` and `tls_key`",
+                path.display()
+            )));
+        }
+    };
+    Ok(SchedulerFile {
+        address,
+        token,
+        tls,
+    })
 }
 
 /// Runs the scheduler on `listener` until `stop` fires, publishing dashboard snapshots to
@@ -275,6 +410,7 @@ pub async fn serve(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
     let mut next_id: u64 = 1;
     let mut state = ClusterState::new(opts.config.clone());
+    let mut secrets: Vec<rask_graph::secrets::Secret> = Vec::new();
     let mut clients: FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>> = FxHashMap::default();
     let mut workers: FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)> =
         FxHashMap::default();
@@ -301,12 +437,26 @@ pub async fn serve(
             }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                apply(ev, &mut state, &mut clients, &mut workers, dash.as_mut());
+                apply(
+                    ev,
+                    &mut state,
+                    &mut secrets,
+                    &mut clients,
+                    &mut workers,
+                    dash.as_mut(),
+                );
                 // Take whatever else queued up before routing: one drain per burst.
                 let mut n = 0;
                 while n < 4096 {
                     match ev_rx.try_recv() {
-                        Ok(ev) => apply(ev, &mut state, &mut clients, &mut workers, dash.as_mut()),
+                        Ok(ev) => apply(
+                    ev,
+                    &mut state,
+                    &mut secrets,
+                    &mut clients,
+                    &mut workers,
+                    dash.as_mut(),
+                ),
                         Err(_) => break,
                     }
                     n += 1;
@@ -339,6 +489,7 @@ pub async fn serve(
                 state.balance();
                 route(&mut state, &clients, &workers);
                 stats.workers.store(workers.len(), Relaxed);
+                stats.unfinished.store(state.n_unfinished(), Relaxed);
             }
             _ = dash_tick.tick(), if dash.is_some() => {
                 if let Some(d) = &mut dash {
@@ -354,9 +505,26 @@ pub async fn serve(
     tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
+/// Why a submission names an op this build does not have, if it does.
+fn unregistered_op(m: &ToScheduler) -> Option<String> {
+    let ToScheduler::UpdateGraph { tasks, .. } = m else {
+        return None;
+    };
+    let registry = rask_graph::OpRegistry::global();
+    tasks.iter().find_map(|t| {
+        (!registry.contains(&t.op.name) && t.op.name != rask_graph::COMPOSITE_OP).then(|| {
+            format!(
+                "task {} names op `{}`, which is not registered in this build",
+                t.key, t.op.name
+            )
+        })
+    })
+}
+
 fn apply(
     ev: Event,
     state: &mut ClusterState,
+    secrets: &mut Vec<rask_graph::secrets::Secret>,
     clients: &mut FxHashMap<ClientId, mpsc::UnboundedSender<ToClient>>,
     workers: &mut FxHashMap<WorkerId, (mpsc::UnboundedSender<ToWorker>, Instant)>,
     mut dash: Option<&mut DashboardFeed>,
@@ -371,6 +539,32 @@ fn apply(
                 return;
             }
             for m in msgs {
+                if let ToScheduler::Secrets { secrets: new } = m {
+                    // Kept in memory only, and handed to every worker (now and on joining)
+                    // over its own encrypted connection, ahead of any task that needs them.
+                    for (tx, _) in workers.values() {
+                        let _ = tx.send(ToWorker::Secrets {
+                            secrets: new.clone(),
+                        });
+                    }
+                    secrets.extend(new);
+                    continue;
+                }
+                if let Some(reason) = unregistered_op(&m) {
+                    // Every process runs the same build (the handshake checks), so an op the
+                    // scheduler does not know is one no worker can run: a forged or corrupted
+                    // graph. Refused whole, before any of it is scheduled.
+                    tracing::warn!("refused a graph from client {id}: {reason}");
+                    if let (ToScheduler::UpdateGraph { wants, .. }, Some(tx)) =
+                        (m, clients.get(&id))
+                    {
+                        let _ = tx.send(ToClient::GraphRefused {
+                            keys: wants,
+                            reason,
+                        });
+                    }
+                    continue;
+                }
                 state.handle_client(id, m);
             }
         }
@@ -384,6 +578,11 @@ fn apply(
             if let Some(d) = dash {
                 let _ = tx.send(ToWorker::Observe { task_stream: true });
                 d.worker_joined(id, &info.name);
+            }
+            if !secrets.is_empty() {
+                let _ = tx.send(ToWorker::Secrets {
+                    secrets: secrets.clone(),
+                });
             }
             workers.insert(id, (tx, Instant::now()));
             state.add_worker(id, info);
@@ -601,7 +800,18 @@ async fn handle_connection(
     ev_tx: mpsc::UnboundedSender<Event>,
     opts: SchedulerOptions,
 ) {
-    let (mut r, mut w) = comm::split(stream, opts.max_frame);
+    let tls = match &opts.security {
+        Security::Tls(t) => Some(t.clone()),
+        _ => None,
+    };
+    let conn = match comm::accept_stream(stream, tls.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("refused a connection: {e}");
+            return;
+        }
+    };
+    let (mut r, mut w) = comm::split(conn, opts.max_frame);
     let hello = match comm::accept(&mut r, &mut w, opts.token.as_deref()).await {
         Ok(h) => h,
         Err(e) => {

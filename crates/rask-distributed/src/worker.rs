@@ -25,6 +25,7 @@ use crate::protocol::{
     ToWorker, Welcome, WireOp, WireValue,
 };
 use crate::state::{WorkerConfig, WorkerInstruction, WorkerState};
+use crate::tls::TlsContext;
 
 /// How a worker is started.
 #[derive(Clone, Debug)]
@@ -51,6 +52,11 @@ pub struct WorkerOptions {
     pub reconnect_for: Duration,
     /// At most this many values are being sent to peers at once; more requests get `Busy`.
     pub max_outgoing_transfers: usize,
+    /// The cluster's TLS context: for the scheduler connection, peer fetches and the data
+    /// port. Required unless `insecure`.
+    pub tls: Option<Arc<TlsContext>>,
+    /// Plain TCP everywhere, explicitly.
+    pub insecure: bool,
 }
 
 impl WorkerOptions {
@@ -70,6 +76,8 @@ impl WorkerOptions {
             max_frame: crate::codec::DEFAULT_MAX_FRAME,
             reconnect_for: Duration::from_secs(30),
             max_outgoing_transfers: 16,
+            tls: None,
+            insecure: false,
         }
     }
 }
@@ -530,28 +538,31 @@ pub fn process_rss() -> u64 {
 /// values' final memory, which a byte-stream decoder needs a blocking reader for.
 #[derive(Clone, Default)]
 struct PeerPool {
-    idle: Arc<Mutex<FxHashMap<String, Vec<std::net::TcpStream>>>>,
+    idle: Arc<Mutex<FxHashMap<String, Vec<comm::BlockingConn>>>>,
     max_frame: u64,
     token: Option<String>,
+    tls: Option<Arc<TlsContext>>,
 }
 
 impl PeerPool {
-    async fn connect(&self, addr: &str) -> Result<std::net::TcpStream> {
+    async fn connect(&self, addr: &str) -> Result<comm::BlockingConn> {
         let hello = Hello::Peer {
             version: PROTOCOL_VERSION,
             fingerprint: comm::local_fingerprint(),
             token: self.token.clone(),
         };
-        let (r, w, _) =
-            comm::connect_with(addr, hello, self.max_frame, Some(comm::PEER_LIVENESS)).await?;
-        let stream = comm::reunite(r, w).map_err(|e| RaskError::Comm {
+        let (r, w, _) = comm::connect_with(
+            addr,
+            hello,
+            self.max_frame,
+            Some(comm::PEER_LIVENESS),
+            self.tls.as_deref(),
+        )
+        .await?;
+        comm::reunite(r, w).map_err(|e| RaskError::Comm {
             peer: addr.to_string(),
             message: e,
-        })?;
-        let std = stream.into_std().map_err(|e| RaskError::io(addr, e))?;
-        std.set_nonblocking(false)
-            .map_err(|e| RaskError::io(addr, e))?;
-        Ok(std)
+        })
     }
 
     async fn get_data(&self, addr: &str, keys: Vec<Key>) -> Result<PeerAnswer> {
@@ -559,7 +570,7 @@ impl PeerPool {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             idle.get_mut(addr).and_then(Vec::pop)
         };
-        let stream = match conn {
+        let mut stream = match conn {
             Some(c) => c,
             None => self.connect(addr).await?,
         };
@@ -574,13 +585,14 @@ impl PeerPool {
                             peer: peer.clone(),
                             message: e.to_string(),
                         })?;
-                    (&stream)
+                    stream
                         .write_all(&frame.to_bytes())
+                        .and_then(|()| stream.flush())
                         .map_err(|e| RaskError::Comm {
                             peer: peer.clone(),
                             message: format!("sending GetData: {e}"),
                         })?;
-                    let mut r = std::io::BufReader::with_capacity(64 << 10, &stream);
+                    let mut r = std::io::BufReader::with_capacity(64 << 10, &mut stream);
                     let answer = read_data_answer(&mut r, max_frame, &peer)?;
                     if !r.buffer().is_empty() {
                         return Err(RaskError::Comm {
@@ -616,11 +628,13 @@ pub async fn fetch_values(
     keys: Vec<Key>,
     token: Option<String>,
     max_frame: u64,
+    tls: Option<Arc<TlsContext>>,
 ) -> Result<(Vec<(Key, Value)>, Vec<Key>)> {
     let pool = PeerPool {
         idle: Default::default(),
         max_frame,
         token,
+        tls,
     };
     loop {
         match pool.get_data(addr, keys.clone()).await? {
@@ -633,6 +647,15 @@ pub async fn fetch_values(
 /// Runs a worker until the scheduler closes it (or is gone for `reconnect_for`), on a tokio
 /// runtime of its own. Blocks the calling thread.
 pub fn run_worker(opts: WorkerOptions) -> Result<WorkerExit> {
+    crate::tls::context_for(&opts.tls, opts.insecure, "the worker", &opts.scheduler)?;
+    if opts.insecure {
+        tracing::warn!(
+            "INSECURE: worker {} speaks plain TCP to {} and its peers: no encryption, no \
+             certificates",
+            opts.name,
+            opts.scheduler
+        );
+    }
     // One I/O thread: the state loop, the scheduler connection and the data port never hand
     // a message to another I/O thread (tasks run on the executor pool; large encodes and
     // decodes on tokio's blocking pool).
@@ -677,6 +700,7 @@ async fn worker_main(opts: WorkerOptions) -> Result<WorkerExit> {
         idle: Default::default(),
         max_frame: opts.max_frame,
         token: opts.token.clone(),
+        tls: opts.tls.clone(),
     };
     let result = loop {
         let session = connect_scheduler(&opts, &address).await;
@@ -719,7 +743,15 @@ async fn connect_scheduler(
         };
         // A cut link surfaces as an error within ten heartbeats (at least 2 s).
         let user_timeout = (opts.heartbeat_interval * 10).max(Duration::from_secs(2));
-        match comm::connect_with(&opts.scheduler, hello, opts.max_frame, Some(user_timeout)).await {
+        match comm::connect_with(
+            &opts.scheduler,
+            hello,
+            opts.max_frame,
+            Some(user_timeout),
+            opts.tls.as_deref(),
+        )
+        .await
+        {
             Ok((r, w, id)) => {
                 tracing::info!("{} joined {} as worker {id}", opts.name, opts.scheduler);
                 return Ok((r, w));
@@ -943,6 +975,11 @@ impl Ctx {
                     match m {
                         ToWorker::Close => return Some(Some(WorkerExit::Closed)),
                         ToWorker::Observe { task_stream } => self.observe(task_stream),
+                        ToWorker::Secrets { secrets } => {
+                            for s in secrets {
+                                rask_graph::secrets::remember(s.id, s.value);
+                            }
+                        }
                         ToWorker::PutData { values } => {
                             let mut got = Vec::with_capacity(values.len());
                             for (k, v) in values {
@@ -1211,7 +1248,14 @@ async fn serve_data(
         // An answer to a peer that vanished fails instead of holding a transfer slot.
         comm::set_liveness(&stream, comm::PEER_LIVENESS);
         tokio::spawn(async move {
-            let (mut r, mut w) = comm::split(stream, opts.max_frame);
+            let conn = match comm::accept_stream(stream, opts.tls.as_deref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("data port refused a connection: {e}");
+                    return;
+                }
+            };
+            let (mut r, mut w) = comm::split(conn, opts.max_frame);
             match comm::accept(&mut r, &mut w, opts.token.as_deref()).await {
                 Ok(Hello::Peer { .. }) => {}
                 Ok(_) => {

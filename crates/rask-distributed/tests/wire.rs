@@ -12,6 +12,7 @@ use rask_distributed::codec;
 use rask_distributed::comm;
 use rask_distributed::protocol::{ClientTask, Hello, PROTOCOL_VERSION, WireOp};
 use rask_distributed::scheduler::{self, SchedulerHandle, SchedulerOptions};
+use rask_distributed::tls::Security;
 use rask_distributed::worker::{WorkerOptions, run_worker};
 use rask_error::{RaskError, Result};
 use rask_graph::{Key, Literal, Op, OpRegistry, Value, register_op};
@@ -81,11 +82,29 @@ fn add(key: &str, deps: &[&str], order: u32) -> ClientTask {
     }
 }
 
-/// A scheduler and `n` workers on threads.
+/// A scheduler (TLS with fresh credentials, the default) and `n` workers on threads.
 fn cluster(n: usize) -> SchedulerHandle {
-    let sched = scheduler::start(SchedulerOptions::default()).unwrap();
+    cluster_with(n, SchedulerOptions::default())
+}
+
+/// A plain-TCP (`--insecure`) scheduler and `n` workers: for tests of the framing itself.
+fn insecure_cluster(n: usize) -> SchedulerHandle {
+    cluster_with(
+        n,
+        SchedulerOptions {
+            security: Security::Insecure,
+            ..Default::default()
+        },
+    )
+}
+
+fn cluster_with(n: usize, opts: SchedulerOptions) -> SchedulerHandle {
+    let sched = scheduler::start(opts).unwrap();
     for i in 0..n {
         let mut o = WorkerOptions::new(sched.address());
+        o.tls = sched.tls();
+        o.insecure = o.tls.is_none();
+        o.token = sched.token().map(String::from);
         o.nthreads = 1;
         o.name = format!("thread-worker-{i}");
         o.reconnect_for = Duration::from_millis(500);
@@ -105,7 +124,11 @@ fn cluster(n: usize) -> SchedulerHandle {
 }
 
 fn client(s: &SchedulerHandle) -> Client {
-    Client::connect(ClientOptions::new(s.address())).unwrap()
+    let mut o = ClientOptions::new(s.address());
+    o.tls = s.tls();
+    o.insecure = o.tls.is_none();
+    o.token = s.token().map(String::from);
+    Client::connect(o).unwrap()
 }
 
 fn get_i64(c: &Client, key: &str) -> Result<i64> {
@@ -169,10 +192,16 @@ fn a_client_with_another_build_is_refused_naming_both_sides() {
         version: PROTOCOL_VERSION,
         fingerprint: theirs,
         name: "mismatched".into(),
-        token: None,
+        token: s.token().map(String::from),
     };
+    let tls = s.tls();
     let err = rt
-        .block_on(comm::connect(s.address(), hello, codec::DEFAULT_MAX_FRAME))
+        .block_on(comm::connect(
+            s.address(),
+            hello,
+            codec::DEFAULT_MAX_FRAME,
+            tls.as_deref(),
+        ))
         .err()
         .expect("refused");
     let msg = err.to_string();
@@ -188,10 +217,15 @@ fn a_client_with_another_build_is_refused_naming_both_sides() {
         version: PROTOCOL_VERSION + 1,
         fingerprint: ours,
         name: "future".into(),
-        token: None,
+        token: s.token().map(String::from),
     };
     let err = rt
-        .block_on(comm::connect(s.address(), hello, codec::DEFAULT_MAX_FRAME))
+        .block_on(comm::connect(
+            s.address(),
+            hello,
+            codec::DEFAULT_MAX_FRAME,
+            tls.as_deref(),
+        ))
         .err()
         .expect("refused");
     assert!(err.to_string().contains("protocol version"), "{err}");
@@ -219,7 +253,9 @@ fn assert_connection_dropped_and_scheduler_serves(s: &SchedulerHandle, bytes: &[
 
 #[test]
 fn garbage_oversized_and_truncated_frames_close_only_their_connection() {
-    let s = cluster(1);
+    // Plain TCP, so the bytes reach the framing layer (tests/security.rs sends the same
+    // frames inside an authenticated TLS session).
+    let s = insecure_cluster(1);
     // Oversized: a length prefix of 1 TiB.
     assert_connection_dropped_and_scheduler_serves(&s, &(1u64 << 40).to_le_bytes());
     // Garbage body: a plausible length, then noise.
@@ -294,6 +330,8 @@ fn a_dependency_nobody_holds_refuses_the_submission() {
 
 #[test]
 fn connecting_to_nothing_names_the_address() {
-    let err = Client::connect(ClientOptions::new("127.0.0.1:1")).unwrap_err();
+    let mut o = ClientOptions::new("127.0.0.1:1");
+    o.insecure = true;
+    let err = Client::connect(o).unwrap_err();
     assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
 }

@@ -65,6 +65,7 @@ mod key;
 mod layer;
 mod op;
 pub mod optimize;
+pub mod secrets;
 mod order;
 pub mod token;
 mod value;

@@ -45,12 +45,16 @@ use crate::compute::{Persist, Plan};
 use crate::delayed::{Arg, IntoArg};
 use crate::{Delayed, RaskError, Result};
 
+pub use rask_distributed::client::ClientOptions;
 pub use rask_distributed::client::{KeyStatus, SubmitOptions};
 pub use rask_distributed::local::RESTART_EXIT_CODE;
 pub use rask_distributed::local::{LocalCluster, LocalClusterOptions, WorkerProgram};
 pub use rask_distributed::protocol::{WorkerMetrics, WorkerSummary};
 pub use rask_distributed::scheduler::{
     SchedulerFile, SchedulerHandle, SchedulerOptions, read_scheduler_file, start as start_scheduler,
+};
+pub use rask_distributed::tls::{
+    CertificateAuthority, Credentials, Security, TlsContext, generate_token,
 };
 pub use rask_distributed::worker::{WorkerExit, WorkerOptions, run_worker};
 
@@ -98,12 +102,22 @@ impl Client {
         let path = std::path::Path::new(address_or_file);
         let opts = if path.is_file() {
             let f = rask_distributed::scheduler::read_scheduler_file(path)?;
-            let mut o = raw::ClientOptions::new(f.address);
+            let mut o = raw::ClientOptions::new(f.address.clone());
+            o.tls = f.tls_context()?;
+            o.insecure = o.tls.is_none();
             o.token = f.token;
             o
         } else {
+            // A bare address carries no credentials: only an --insecure cluster takes it
+            // (`connect_with` for explicit TLS files), and the error says so.
             raw::ClientOptions::new(address_or_file)
         };
+        Client::connect_with(opts)
+    }
+
+    /// Connects with explicit options: TLS context (see
+    /// [`TlsContext`](rask_distributed::tls::TlsContext)), token, or `insecure`.
+    pub fn connect_with(opts: raw::ClientOptions) -> Result<Client> {
         Ok(Client {
             raw: raw::Client::connect(opts)?,
             _cluster: None,

@@ -111,6 +111,9 @@ pub use rask_scheduler as scheduler;
 /// `LocalClusterOptions::dashboard` for a cluster (see `docs/dashboard.md`).
 pub use rask_dashboard as dashboard;
 
+/// Deployment: SLURM jobs and Kubernetes manifests (see `docs/deploy.md`).
+pub use rask_deploy as deploy;
+
 /// Partitioned DataFrames: [`rask_dataframe`] plus [`dataframe::from_delayed`].
 pub mod dataframe {
     pub use rask_dataframe::*;

@@ -594,6 +594,8 @@ impl ClusterState {
                 self.out
                     .push(Outgoing::Client(id, ToClient::Info { workers }));
             }
+            // The driver keeps and forwards secrets; they never enter the graph state.
+            ToScheduler::Secrets { .. } => {}
         }
         self.settle();
     }
@@ -738,6 +740,20 @@ impl ClusterState {
 
     pub fn n_tasks(&self) -> usize {
         self.index.len()
+    }
+
+    /// Tasks not finished yet: waiting, queued or processing (what an adaptive deployment
+    /// scales on). O(task prefixes).
+    pub fn n_unfinished(&self) -> usize {
+        use rask_dashboard::TaskPhase as P;
+        self.prefixes
+            .iter()
+            .map(|p| {
+                p.counts[P::Waiting.index()]
+                    + p.counts[P::Queued.index()]
+                    + p.counts[P::Processing.index()]
+            })
+            .sum::<u64>() as usize
     }
 
     pub fn task_state(&self, key: &Key) -> Option<TaskStateKind> {
@@ -2764,7 +2780,10 @@ mod tests {
                     self.held.extend(keys.iter().cloned());
                     self.outbox.push_back(FromWorker::AddKeys { keys });
                 }
-                ToWorker::SendInline { .. } | ToWorker::Close | ToWorker::Observe { .. } => {}
+                ToWorker::SendInline { .. }
+                | ToWorker::Close
+                | ToWorker::Observe { .. }
+                | ToWorker::Secrets { .. } => {}
             }
         }
     }

@@ -377,7 +377,8 @@ impl WorkerState {
             ToWorker::PutData { .. }
             | ToWorker::SendInline { .. }
             | ToWorker::Close
-            | ToWorker::Observe { .. } => {}
+            | ToWorker::Observe { .. }
+            | ToWorker::Secrets { .. } => {}
         }
         self.finish_event();
     }

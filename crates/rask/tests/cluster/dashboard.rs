@@ -119,11 +119,16 @@ fn pages_follow_the_cluster() -> TestResult {
     let url = cluster
         .dashboard_url()
         .ok_or("the cluster serves no dashboard")?;
+    // TLS is on by default, so the scheduler made a token; the dashboard asks for it too.
+    let token = cluster.token().ok_or("a generated token")?.to_string();
+    let link = cluster.dashboard_link().ok_or("no dashboard link")?;
+    check(link.ends_with(&format!("/status?token={token}")), &link)?;
     let client = Client::on(std::sync::Arc::new(cluster))?;
     let browser = io(Browser::start())?;
     let shots = screenshots();
 
-    io(browser.goto(&format!("{url}/status")))?;
+    // The link once; the cookie it sets carries the token from then on.
+    io(browser.goto(&link))?;
     io(browser.wait_for(
         "return window.raskDashboard && window.raskDashboard.connected;",
         Duration::from_secs(20),
@@ -314,18 +319,18 @@ fn pages_follow_the_cluster() -> TestResult {
     io(browser.screenshot(&shots.join("info.png")))?;
 
     // The JSON API agrees with the scheduler too, and bad requests are refused cleanly.
-    let status = io(http::get(&format!("{url}/api/status")))?.json();
+    let status = io(http::get(&format!("{url}/api/status?token={token}")))?.json();
     let row = status["prefixes"]
         .as_array()
         .and_then(|rs| rs.iter().find(|r| r["prefix"] == prefix.as_str()).cloned())
         .ok_or("no status row")?;
     check(row["memory"] == TASKS, format!("api row {row}"))?;
     check(
-        io(http::get(&format!("{url}/nope")))?.status == 404,
+        io(http::get(&format!("{url}/nope?token={token}")))?.status == 404,
         "unknown page",
     )?;
     check(
-        io(http::get(&format!("{url}/api/tasks?since=x")))?.status == 400,
+        io(http::get(&format!("{url}/api/tasks?since=x&token={token}")))?.status == 400,
         "bad since",
     )?;
 

@@ -27,7 +27,7 @@ pub fn tests() -> Vec<Trial> {
 }
 
 /// A fixed-seed frame: string and int keys, float values with nulls.
-fn flights(n: usize, seed: u64) -> DataFrame {
+pub(crate) fn flights(n: usize, seed: u64) -> DataFrame {
     let origins = ["SFO", "LAX", "JFK", "ORD", "ATL", "SEA", "BOS"];
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
     let mut next = move || {
@@ -79,7 +79,7 @@ fn sorted(df: &DataFrame) -> DataFrame {
 }
 
 /// Equal frames, floats within 1e-9 relative (sums may add in another order).
-fn close(got: &DataFrame, want: &DataFrame, what: &str) -> TestResult {
+pub(crate) fn close(got: &DataFrame, want: &DataFrame, what: &str) -> TestResult {
     let (got, want) = (sorted(got), sorted(want));
     check(
         got.schema() == want.schema() && got.height() == want.height(),

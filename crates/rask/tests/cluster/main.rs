@@ -16,6 +16,7 @@ mod dataframe;
 mod faults;
 mod futures;
 mod memory;
+mod secrets;
 
 type TestResult = Result<(), Failed>;
 
@@ -73,6 +74,7 @@ fn main() {
     tests.extend(faults::tests());
     tests.extend(memory::tests());
     tests.extend(dashboard::tests());
+    tests.extend(secrets::tests());
     libtest_mimic::run(&args, tests).exit();
 }
 

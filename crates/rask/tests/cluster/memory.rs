@@ -83,6 +83,7 @@ fn spill() -> TestResult {
         LocalClusterOptions::default().dashboard("127.0.0.1:0"),
     );
     let dashboard = cluster.dashboard_url().ok_or("no dashboard")?;
+    let token = cluster.token().ok_or("a generated token")?.to_string();
     let client = Client::on(cluster.clone())?;
     let pid = cluster.worker_pids();
     let n = 40;
@@ -124,7 +125,7 @@ fn spill() -> TestResult {
         futures.iter().map(|f| f.key().to_string()).collect();
     let mut bars = Vec::new();
     let seen = eventually(Duration::from_secs(5), || {
-        let Ok(r) = rask_testkit::http::get(&format!("{dashboard}/api/tasks")) else {
+        let Ok(r) = rask_testkit::http::get(&format!("{dashboard}/api/tasks?token={token}")) else {
             return false;
         };
         bars = r.json()["records"]

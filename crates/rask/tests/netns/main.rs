@@ -5,7 +5,8 @@
 //! Layout per test: a switch namespace holding the bridge, host 1 running the scheduler,
 //! hosts 2 and 3 one worker each, host 4 the client. Every process is this test binary in a
 //! role chosen by environment variables (the same-binary model), started with
-//! `ip netns exec`. The test needs root and iproute2; `.ci/run` runs as root and installs
+//! `ip netns exec`. TLS is on (the default): the scheduler writes fresh credentials into a
+//! scheduler file that the other hosts read. The test needs root and iproute2; `.ci/run` runs as root and installs
 //! iproute2. Without them the tests fail saying so; they never pass by skipping.
 
 use std::process::{Child, Command, Stdio};
@@ -19,6 +20,9 @@ const ROLE: &str = "RASK_NETNS_ROLE";
 const SCENARIO: &str = "RASK_NETNS_SCENARIO";
 const SWITCH: &str = "RASK_NETNS_SWITCH";
 const HOST: &str = "RASK_NETNS_HOST";
+/// The scheduler file every host reads (the namespaces share the filesystem, as cluster
+/// hosts share a network filesystem): address, token and TLS credentials.
+const SCHEDULER_FILE: &str = "RASK_NETNS_SCHEDULER_FILE";
 const SCHEDULER_PORT: u16 = 8786;
 
 fn host_ip(i: usize) -> String {
@@ -107,9 +111,11 @@ fn main() {
 }
 
 fn run_scheduler() {
+    // TLS with fresh credentials (the default), handed out through the scheduler file.
     let opts = SchedulerOptions {
         listen: scheduler_address(),
         heartbeat_timeout: Duration::from_millis(1500),
+        scheduler_file: std::env::var_os(SCHEDULER_FILE).map(Into::into),
         ..Default::default()
     };
     match rask::distributed::start_scheduler(opts) {
@@ -145,11 +151,23 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 fn connect() -> Result<Client, String> {
     let deadline = Instant::now() + Duration::from_secs(20);
+    let file = std::env::var(SCHEDULER_FILE).map_err(|_| format!("{SCHEDULER_FILE} not set"))?;
     loop {
-        match Client::connect(&scheduler_address()) {
-            Ok(c) => return Ok(c),
+        match Client::connect(&file) {
+            Ok(c) => {
+                // Every connection of this run is TLS: the file held credentials, and the
+                // client reached the scheduler with them.
+                let f = rask::distributed::read_scheduler_file(file.as_ref())
+                    .map_err(|e| e.to_string())?;
+                ensure(f.tls.is_some(), "the scheduler file holds TLS credentials")?;
+                ensure(
+                    f.address == scheduler_address(),
+                    format!("the scheduler file's address {}", f.address),
+                )?;
+                return Ok(c);
+            }
             Err(e) if Instant::now() > deadline => {
-                return Err(format!("connecting to {}: {e}", scheduler_address()));
+                return Err(format!("connecting through {file}: {e}"));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -376,14 +394,34 @@ impl Net {
         Ok(())
     }
 
+    fn scheduler_file(&self) -> String {
+        self.logs.path().join("scheduler").display().to_string()
+    }
+
     fn start_cluster(&mut self) -> Outcome {
-        self.spawn(1, "scheduler", &[(ROLE, "scheduler".into())])?;
+        let file = self.scheduler_file();
+        self.spawn(
+            1,
+            "scheduler",
+            &[(ROLE, "scheduler".into()), (SCHEDULER_FILE, file.clone())],
+        )?;
+        // Workers read the file at start: wait until the scheduler wrote it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !std::path::Path::new(&file).exists() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the scheduler wrote no scheduler file within 20 s\n{}",
+                    self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for i in [2, 3] {
             self.spawn(
                 i,
                 &format!("worker on host {i}"),
                 &[
-                    ("RASK_WORKER_SCHEDULER", scheduler_address()),
+                    ("RASK_WORKER_SCHEDULER_FILE", file.clone()),
                     ("RASK_WORKER_NAME", format!("host{i}")),
                     ("RASK_WORKER_NTHREADS", "1".into()),
                     ("RASK_WORKER_HEARTBEAT_MS", "100".into()),
@@ -396,10 +434,15 @@ impl Net {
 
     /// Runs a client scenario on host 4 and waits for it (bounded).
     fn run_client(&mut self, scenario: &str, limit: Duration) -> Outcome {
+        let file = self.scheduler_file();
         self.spawn(
             4,
             "client",
-            &[(ROLE, "client".into()), (SCENARIO, scenario.into())],
+            &[
+                (ROLE, "client".into()),
+                (SCENARIO, scenario.into()),
+                (SCHEDULER_FILE, file),
+            ],
         )?;
         let (_, _, child) = self.children.last_mut().expect("just spawned");
         let deadline = Instant::now() + limit;
