@@ -1092,12 +1092,7 @@ impl Drop for SlurmCluster {
 
 /// A client connected through a scheduler file (address, token, TLS credentials).
 fn connect(file: &Path) -> Result<Client> {
-    let f = scheduler::read_scheduler_file(file)?;
-    let mut o = ClientOptions::new(f.address.clone());
-    o.tls = f.tls_context()?;
-    o.insecure = o.tls.is_none();
-    o.token = f.token;
-    Client::connect(o)
+    Client::connect(ClientOptions::from_scheduler_file(file)?)
 }
 
 /// This host's name (short form, as `hostname -s`).

@@ -132,6 +132,73 @@ impl ClientOptions {
     }
 }
 
+/// Environment variables [`ClientOptions::from_vars`] reads (the Kubernetes client Job sets
+/// them; `rask-deploy` writes the same names).
+pub const ENV_SCHEDULER_FILE: &str = "RASK_SCHEDULER_FILE";
+pub const ENV_SCHEDULER: &str = "RASK_SCHEDULER";
+pub const ENV_TLS_CA_FILE: &str = "RASK_TLS_CA_FILE";
+pub const ENV_TLS_CERT_FILE: &str = "RASK_TLS_CERT_FILE";
+pub const ENV_TLS_KEY_FILE: &str = "RASK_TLS_KEY_FILE";
+pub const ENV_TOKEN_FILE: &str = "RASK_TOKEN_FILE";
+pub const ENV_INSECURE: &str = "RASK_INSECURE";
+
+impl ClientOptions {
+    /// Options to connect as a scheduler file says: address, token, and the cluster's TLS
+    /// credentials (or plain TCP, when the file says `security = insecure`).
+    pub fn from_scheduler_file(path: &std::path::Path) -> Result<ClientOptions> {
+        let f = crate::scheduler::read_scheduler_file(path)?;
+        let mut o = ClientOptions::new(f.address.clone());
+        o.tls = f.tls_context()?;
+        o.insecure = o.tls.is_none();
+        o.token = f.token;
+        Ok(o)
+    }
+
+    /// Options from variables looked up by `var` (`std::env::var` in
+    /// `Client::from_env`): a scheduler file ([`ENV_SCHEDULER_FILE`]), or an address
+    /// ([`ENV_SCHEDULER`]) with the TLS files and token file, or with `RASK_INSECURE=1`.
+    /// `None` when neither a file nor an address is set; errors name the variable at fault.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<ClientOptions>> {
+        if let Some(path) = var(ENV_SCHEDULER_FILE) {
+            return ClientOptions::from_scheduler_file(std::path::Path::new(&path))
+                .map(Some)
+                .map_err(|e| e.context(format!("{ENV_SCHEDULER_FILE}={path}")));
+        }
+        let Some(address) = var(ENV_SCHEDULER) else {
+            return Ok(None);
+        };
+        let mut o = ClientOptions::new(address);
+        let file = |name: &str| var(name).map(std::path::PathBuf::from);
+        match (
+            file(ENV_TLS_CA_FILE),
+            file(ENV_TLS_CERT_FILE),
+            file(ENV_TLS_KEY_FILE),
+        ) {
+            (Some(ca), Some(cert), Some(key)) => {
+                let creds = crate::tls::Credentials::from_files(&ca, &cert, &key)?;
+                o.tls = Some(TlsContext::new(creds)?);
+            }
+            (None, None, None) => {}
+            _ => {
+                return Err(RaskError::invalid_argument(
+                    ENV_TLS_CA_FILE,
+                    format!(
+                        "set all three of {ENV_TLS_CA_FILE}, {ENV_TLS_CERT_FILE} and \
+                         {ENV_TLS_KEY_FILE}, or none"
+                    ),
+                ));
+            }
+        }
+        if let Some(path) = file(ENV_TOKEN_FILE) {
+            let t = std::fs::read_to_string(&path)
+                .map_err(|e| RaskError::io(format!("{ENV_TOKEN_FILE}={}", path.display()), e))?;
+            o.token = Some(t.trim().to_string());
+        }
+        o.insecure = var(ENV_INSECURE).as_deref() == Some("1");
+        Ok(Some(o))
+    }
+}
+
 /// Per-submission settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SubmitOptions {
@@ -735,4 +802,67 @@ pub fn tasks_from_graph(graph: &Graph, priorities: &[u32]) -> Result<Vec<ClientT
         });
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_come_from_a_scheduler_file_or_an_address_with_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = crate::tls::Credentials::generate().unwrap();
+        let sf = dir.path().join("scheduler");
+        crate::scheduler::write_scheduler_file(&sf, "h:1", Some("tok"), Some(&creds)).unwrap();
+        let vars = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
+        let o =
+            ClientOptions::from_vars(vars(vec![(ENV_SCHEDULER_FILE, sf.display().to_string())]))
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            (o.address.as_str(), o.token.as_deref()),
+            ("h:1", Some("tok"))
+        );
+        assert!(o.tls.is_some() && !o.insecure);
+        for (name, text) in [
+            ("ca.pem", creds.ca_pem.as_str()),
+            ("cert.pem", creds.cert_pem.as_str()),
+            ("key.pem", creds.key_pem.as_str()),
+            ("token", "  tok2\n"),
+        ] {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let p = |n: &str| dir.path().join(n).display().to_string();
+        let o = ClientOptions::from_vars(vars(vec![
+            (ENV_SCHEDULER, "svc:8786".into()),
+            (ENV_TLS_CA_FILE, p("ca.pem")),
+            (ENV_TLS_CERT_FILE, p("cert.pem")),
+            (ENV_TLS_KEY_FILE, p("key.pem")),
+            (ENV_TOKEN_FILE, p("token")),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (o.address.as_str(), o.token.as_deref()),
+            ("svc:8786", Some("tok2"))
+        );
+        assert!(o.tls.is_some());
+        assert!(ClientOptions::from_vars(vars(vec![])).unwrap().is_none());
+        let e = ClientOptions::from_vars(vars(vec![
+            (ENV_SCHEDULER, "svc:8786".into()),
+            (ENV_TLS_CA_FILE, p("ca.pem")),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(ENV_TLS_CERT_FILE), "{e}");
+        let e = ClientOptions::from_vars(vars(vec![(ENV_SCHEDULER_FILE, p("missing"))]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(ENV_SCHEDULER_FILE) && e.contains("missing"),
+            "{e}"
+        );
+    }
 }

@@ -495,15 +495,24 @@ pub async fn open(
 
 /// The server side of the TLS handshake on an accepted stream (or nothing, without TLS).
 /// Plain TCP to a TLS listener, a certificate from another CA and an expired certificate all
-/// fail here; the caller logs the error and drops the connection.
-pub async fn accept_stream(stream: TcpStream, tls: Option<&TlsContext>) -> Result<Conn> {
+/// fail here; the caller logs the error and drops the connection. `Ok(None)`: the peer closed
+/// without sending a byte (a port probe, such as Kubernetes' TCP probes), not worth a warning.
+pub async fn accept_stream(stream: TcpStream, tls: Option<&TlsContext>) -> Result<Option<Conn>> {
     let Some(tls) = tls else {
-        return Ok(Conn::Plain(stream));
+        return Ok(Some(Conn::Plain(stream)));
     };
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "unknown peer".into());
+    let mut first = [0u8; 1];
+    // Waits for the first byte without taking it.
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Err(_) => return Err(comm_error(&peer, "no TLS handshake within 10 s")),
+        Ok(Ok(0)) => return Ok(None),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(comm_error(&peer, e)),
+    }
     let s = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
         .await
         .map_err(|_| comm_error(&peer, "no TLS handshake within 10 s"))?
@@ -516,7 +525,9 @@ pub async fn accept_stream(stream: TcpStream, tls: Option<&TlsContext>) -> Resul
             };
             comm_error(&peer, format!("TLS handshake failed: {e}{hint}"))
         })?;
-    Ok(Conn::Tls(Box::new(tokio_rustls::TlsStream::Server(s))))
+    Ok(Some(Conn::Tls(Box::new(tokio_rustls::TlsStream::Server(
+        s,
+    )))))
 }
 
 /// Makes a dead connection fail within about `timeout`: keepalive probes after a second

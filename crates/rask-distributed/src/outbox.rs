@@ -284,7 +284,7 @@ mod tests {
                         accept_stream(server, Some(ctx))
                     );
                     let c = tokio_rustls::TlsStream::Client(c.unwrap());
-                    (Conn::Tls(Box::new(c)), s.unwrap())
+                    (Conn::Tls(Box::new(c)), s.unwrap().expect("a TLS stream"))
                 }
             };
             let (_, w) = split(client, u64::MAX);

@@ -805,7 +805,11 @@ async fn handle_connection(
         _ => None,
     };
     let conn = match comm::accept_stream(stream, tls.as_deref()).await {
-        Ok(c) => c,
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::debug!("a connection closed before saying anything (a probe?)");
+            return;
+        }
         Err(e) => {
             tracing::warn!("refused a connection: {e}");
             return;

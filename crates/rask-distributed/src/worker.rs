@@ -1249,7 +1249,11 @@ async fn serve_data(
         comm::set_liveness(&stream, comm::PEER_LIVENESS);
         tokio::spawn(async move {
             let conn = match comm::accept_stream(stream, opts.tls.as_deref()).await {
-                Ok(c) => c,
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    tracing::debug!("a connection closed before saying anything (a probe?)");
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!("data port refused a connection: {e}");
                     return;

@@ -450,3 +450,19 @@ fn a_default_scheduler_generates_credentials_and_a_token() {
     o.token = f.token.clone();
     Client::connect(o).unwrap();
 }
+
+#[test]
+fn a_port_probe_is_not_a_warning() {
+    let _s = serial();
+    let c = Cluster::start();
+    let mut cur = cursor_now();
+    // Connect and close without a byte, as Kubernetes' TCP probes do.
+    drop(std::net::TcpStream::connect(c.sched.address()).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    c.assert_serves();
+    let lines = logs::take_new(&mut cur);
+    assert!(
+        !lines.iter().any(|l| l.contains("refused a connection")),
+        "{lines:#?}"
+    );
+}

@@ -101,17 +101,25 @@ impl Client {
     pub fn connect(address_or_file: &str) -> Result<Client> {
         let path = std::path::Path::new(address_or_file);
         let opts = if path.is_file() {
-            let f = rask_distributed::scheduler::read_scheduler_file(path)?;
-            let mut o = raw::ClientOptions::new(f.address.clone());
-            o.tls = f.tls_context()?;
-            o.insecure = o.tls.is_none();
-            o.token = f.token;
-            o
+            raw::ClientOptions::from_scheduler_file(path)?
         } else {
             // A bare address carries no credentials: only an --insecure cluster takes it
             // (`connect_with` for explicit TLS files), and the error says so.
             raw::ClientOptions::new(address_or_file)
         };
+        Client::connect_with(opts)
+    }
+
+    /// Connects as the environment says: `RASK_SCHEDULER_FILE`, or `RASK_SCHEDULER` with
+    /// `RASK_TLS_CA_FILE`, `RASK_TLS_CERT_FILE`, `RASK_TLS_KEY_FILE` and `RASK_TOKEN_FILE`
+    /// (what the Kubernetes client Job of `rask k8s manifests` sets), or `RASK_INSECURE=1`.
+    pub fn from_env() -> Result<Client> {
+        let opts = raw::ClientOptions::from_vars(|k| std::env::var(k).ok())?.ok_or_else(|| {
+            RaskError::invalid_argument(
+                "RASK_SCHEDULER",
+                "set RASK_SCHEDULER_FILE, or RASK_SCHEDULER with the TLS and token files",
+            )
+        })?;
         Client::connect_with(opts)
     }
 
