@@ -255,33 +255,7 @@ enum Dataset {
     },
 }
 
-/// `1000`, `4GB`, `512MiB`, `1.5G` (decimal units for kB/MB/GB, binary for KiB/MiB/GiB).
-fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (try 4GB or 512MiB)"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        other => return Err(format!("unknown unit `{other}` in `{s}`")),
-    };
-    if !(n.is_finite() && n >= 0.0) {
-        return Err(format!("`{s}` is not a size"));
-    }
-    Ok((n * mult) as u64)
-}
+use rask::distributed::parse_bytes;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {

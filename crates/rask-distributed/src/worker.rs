@@ -82,6 +82,39 @@ impl WorkerOptions {
     }
 }
 
+/// `1000`, `4GB`, `512MiB`, `1.5G` (decimal units for k/M/G/T, binary for KiB/MiB/GiB/TiB).
+/// (A memory limit as `rask worker --memory-limit` and SLURM/Kubernetes options take it.)
+pub fn parse_bytes(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (try 4GB or 512MiB)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0f64.powi(3),
+        "tib" => 1024.0f64.powi(4),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}` (try 4GB or 512MiB)"
+            ));
+        }
+    };
+    if !(n.is_finite() && n >= 0.0) {
+        return Err(format!("`{s}` is not a size"));
+    }
+    Ok((n * mult) as u64)
+}
+
 /// The local address of the interface the kernel would use to reach `scheduler` (`host:port`):
 /// a connected UDP socket picks the route without sending anything.
 fn route_to(scheduler: &str) -> Result<std::net::IpAddr> {

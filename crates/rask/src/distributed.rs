@@ -56,7 +56,7 @@ pub use rask_distributed::scheduler::{
 pub use rask_distributed::tls::{
     CertificateAuthority, Credentials, Security, TlsContext, generate_token,
 };
-pub use rask_distributed::worker::{WorkerExit, WorkerOptions, run_worker};
+pub use rask_distributed::worker::{WorkerExit, WorkerOptions, parse_bytes, run_worker};
 
 /// Runs the worker role when this process was started as a worker (by a [`LocalCluster`] or
 /// a deployment) and exits; returns at once otherwise. Call it first thing in `main`.
