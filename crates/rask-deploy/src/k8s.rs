@@ -32,16 +32,11 @@ use rask_error::{RaskError, Result};
 
 /// Where the Secret is mounted in every container.
 pub const TLS_DIR: &str = "/etc/rask/tls";
-/// The environment variable the client Job's command reads the scheduler address from.
-pub const ENV_SCHEDULER: &str = "RASK_SCHEDULER";
-/// The client Job's environment: the CA certificate file.
-pub const ENV_TLS_CA_FILE: &str = "RASK_TLS_CA_FILE";
-/// The client Job's environment: the certificate file.
-pub const ENV_TLS_CERT_FILE: &str = "RASK_TLS_CERT_FILE";
-/// The client Job's environment: the private key file.
-pub const ENV_TLS_KEY_FILE: &str = "RASK_TLS_KEY_FILE";
-/// The client Job's environment: the token file.
-pub const ENV_TOKEN_FILE: &str = "RASK_TOKEN_FILE";
+/// The client Job's environment: the names `Client::from_env` (`rask::distributed`) reads,
+/// so a client program in the Job connects with no configuration of its own.
+pub use rask_distributed::client::{
+    ENV_SCHEDULER, ENV_TLS_CA_FILE, ENV_TLS_CERT_FILE, ENV_TLS_KEY_FILE, ENV_TOKEN_FILE,
+};
 /// The user (and group) the containers run as; `deploy/Dockerfile` creates it. Numeric, so
 /// that the kubelet can check `runAsNonRoot` without reading the image's `/etc/passwd`.
 pub const RUN_AS_USER: i64 = 10001;
@@ -104,9 +99,9 @@ pub struct K8sOptions {
     /// Whether to write the client Job.
     pub client_job: bool,
     /// The client Job's command. The default runs the demo, which proves the image and the
-    /// mounted credentials work; a real client is a program that connects to the address in
-    /// [`ENV_SCHEDULER`] with the files named by the `RASK_TLS_*`/`RASK_TOKEN_FILE`
-    /// variables.
+    /// mounted credentials work; a real client is a program that calls
+    /// `rask::distributed::Client::from_env()`, which reads [`ENV_SCHEDULER`] and the files
+    /// named by the `RASK_TLS_*`/`RASK_TOKEN_FILE` variables.
     pub client_command: Vec<String>,
 }
 
