@@ -983,34 +983,35 @@ impl SlurmCluster {
     /// Waits until `n` workers are connected. Fails after `timeout`, or as soon as none of
     /// the cluster's jobs is pending or running any more, naming the log directory.
     pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
         let mut checked = Instant::now();
-        loop {
-            let have = self.n_workers();
-            if have >= n {
-                return Ok(());
+        let mut squeue_error = None;
+        let res = self.handle().wait_for_workers(n, timeout, || {
+            if checked.elapsed() < Duration::from_secs(2) {
+                return None;
             }
-            let fail = |why: String| {
-                Err(RaskError::Comm {
-                    peer: self.address().to_string(),
-                    message: format!(
-                        "{have} of {n} workers joined: {why} (job output in {})",
-                        self.log_directory.display()
-                    ),
-                })
-            };
-            if Instant::now() >= deadline {
-                let jobs = self.jobs().unwrap_or_default();
-                return fail(format!("timed out after {timeout:?}; jobs: {jobs:?}"));
-            }
-            if checked.elapsed() >= Duration::from_secs(2) {
-                checked = Instant::now();
-                if self.jobs()?.is_empty() {
-                    return fail("no job of this cluster is pending or running".into());
+            checked = Instant::now();
+            match self.jobs() {
+                Ok(jobs) if jobs.is_empty() => {
+                    Some("no job of this cluster is pending or running".into())
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    let why = e.to_string();
+                    squeue_error = Some(e);
+                    Some(why)
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+        });
+        if let Some(e) = squeue_error {
+            return Err(e);
         }
+        res.map_err(|e| {
+            let jobs = self.jobs().unwrap_or_default();
+            e.context(format!(
+                "jobs: {jobs:?}; job output in {}",
+                self.log_directory.display()
+            ))
+        })
     }
 
     /// Stops the scheduler, cancels every job and waits until `squeue` no longer lists them
@@ -1351,20 +1352,7 @@ impl SrunCluster {
 
     /// Waits until `n` workers are connected; the error after `timeout` says how many came.
     pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let have = self.n_workers();
-            if have >= n {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(RaskError::Comm {
-                    peer: self.address().to_string(),
-                    message: format!("{have} of {n} workers joined within {timeout:?}"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.handle().wait_for_workers(n, timeout, || None)
     }
 }
 

@@ -368,29 +368,13 @@ impl LocalCluster {
             .map_or(0, |s| s.stats().workers.load(Ordering::Relaxed))
     }
 
-    /// Waits until `n` workers are connected; an error after `timeout` says how many came.
+    /// Waits until `n` workers are connected; an error after `timeout` says how many came,
+    /// and a worker that exits before joining (a refused handshake, say) ends the wait at once.
     pub fn wait_for_workers(&self, n: usize, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let have = self.n_workers();
-            if have >= n {
-                return Ok(());
-            }
-            // A worker that died before joining (a refused handshake, say) will never come.
-            if let Some(msg) = self.dead_worker_message() {
-                return Err(RaskError::Comm {
-                    peer: self.address().to_string(),
-                    message: msg,
-                });
-            }
-            if Instant::now() >= deadline {
-                return Err(RaskError::Comm {
-                    peer: self.address().to_string(),
-                    message: format!("{have} of {n} workers joined within {timeout:?}"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.scheduler
+            .as_ref()
+            .expect("running")
+            .wait_for_workers(n, timeout, || self.dead_worker_message())
     }
 
     fn dead_worker_message(&self) -> Option<String> {

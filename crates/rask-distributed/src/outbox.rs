@@ -96,8 +96,10 @@ impl Outbox {
             return Err(self.closed_error(why));
         }
         let direct = match &self.half {
-            Half::Direct(h) => h,
-            Half::Flushed(_) => {
+            // Something is waiting (deferred messages were sent before this one, so they go
+            // first), or only the flusher may write: queue behind it.
+            Half::Direct(h) if !q.flushing && q.frames.is_empty() && q.deferred.is_empty() => h,
+            _ => {
                 seal_deferred(&mut q);
                 q.frames.push_back(frame.parts);
                 if !q.flushing {
@@ -108,17 +110,6 @@ impl Outbox {
                 return Ok(());
             }
         };
-        if q.flushing || !q.frames.is_empty() || !q.deferred.is_empty() {
-            // Deferred messages were sent before this one: they go first.
-            seal_deferred(&mut q);
-            q.frames.push_back(frame.parts);
-            if !q.flushing {
-                q.flushing = true;
-                drop(q);
-                self.wake.notify_one();
-            }
-            return Ok(());
-        }
         // The lock stays held while writing, so no other sender can slip in between.
         let mut parts: VecDeque<Bytes> = frame.parts.into();
         while let Some(part) = parts.front_mut() {

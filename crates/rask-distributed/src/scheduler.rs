@@ -123,6 +123,39 @@ impl SchedulerHandle {
         &self.stats
     }
 
+    /// Waits until `n` workers are connected. `give_up` is asked between looks: a reason from
+    /// it (workers that died before joining, jobs that are gone) ends the wait with that
+    /// reason. The error after `timeout` says how many came.
+    pub fn wait_for_workers(
+        &self,
+        n: usize,
+        timeout: Duration,
+        mut give_up: impl FnMut() -> Option<String>,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let have = self
+                .stats
+                .workers
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if have >= n {
+                return Ok(());
+            }
+            let why = if Instant::now() >= deadline {
+                Some(format!("timed out after {timeout:?}"))
+            } else {
+                give_up()
+            };
+            if let Some(why) = why {
+                return Err(RaskError::Comm {
+                    peer: self.address.clone(),
+                    message: format!("{have} of {n} workers joined: {why}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops the scheduler and waits for its threads.
     pub fn stop(mut self) {
         self.shutdown();
