@@ -15,6 +15,7 @@ use crate::{Chunks, DType, Element};
 ///
 /// Shape, chunks and dtype are known before anything runs, so every task's output size is
 /// known too. Cloning is cheap (reference counted).
+#[must_use = "a lazy array: nothing runs until it is computed (`.compute()`)"]
 pub struct Array<T: Element> {
     inner: Arc<Inner>,
     _type: PhantomData<fn() -> T>,

@@ -32,6 +32,7 @@ pub(crate) type StreamFn<T> = Arc<dyn Fn(usize, &[Value]) -> Result<Items<T>> + 
 /// A consequence worth knowing (as with any lazy pipeline): two consumers of one bag each
 /// run its stream. [`Bag::materialize`] makes a stage whose partitions are tasks, shared by
 /// everything built on it.
+#[must_use = "a lazy bag: nothing runs until it is computed (`.compute()`)"]
 pub struct Bag<T> {
     pub(crate) inner: Arc<Inner<T>>,
 }

@@ -20,6 +20,7 @@ pub const SPLIT_EVERY: usize = 8;
 /// A lazy single value computed from a bag (Dask's `dask.bag.Item`): the result of a
 /// reduction. Computing it runs the tree; [`Bag::from_item`] turns an `Item<Vec<T>>` back
 /// into a bag.
+#[must_use = "a lazy value: nothing runs until it is computed (`.compute()`)"]
 pub struct Item<R> {
     pub(crate) key: Key,
     pub(crate) layer: Arc<Layer>,

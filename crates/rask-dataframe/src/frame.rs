@@ -24,6 +24,7 @@ use crate::{frame_value, get_frame, polars_err, wire};
 /// operations across partitions (`groupby`, `head`, ...) lower the frame into a layer of tasks
 /// and build theirs on top. Cloning is cheap.
 #[derive(Clone)]
+#[must_use = "a lazy frame: nothing runs until it is computed (`.compute()`)"]
 pub struct DataFrame {
     inner: Arc<Inner>,
 }

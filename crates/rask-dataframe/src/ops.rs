@@ -21,6 +21,7 @@ use crate::{frame_value, get_frame, polars_err, wire};
 use polars::prelude::JoinType;
 
 /// A single lazy value computed from a frame (a row count, the written file names).
+#[must_use = "a lazy value (a writer writes nothing until it is computed: `.compute()`)"]
 pub struct Scalar<T> {
     key: Key,
     layer: Arc<Layer>,

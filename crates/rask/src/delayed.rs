@@ -17,6 +17,7 @@ use crate::{RaskError, Result};
 ///
 /// Nothing runs until it is computed (`compute` from [`crate::prelude`]). A `Delayed` is cheap
 /// to clone: it holds its task's layer, which points at the layers of its inputs.
+#[must_use = "a lazy value: nothing runs until it is computed (`.compute()`)"]
 pub struct Delayed<T> {
     layer: Arc<Layer>,
     key: Key,

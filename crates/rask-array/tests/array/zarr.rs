@@ -482,7 +482,7 @@ fn bad_inputs_are_errors_naming_the_path() {
     let mut m = base.clone();
     m["extra"] = json!({"must_understand": false, "x": 1});
     write_meta(&dir.path("optional"), &m);
-    array::read_zarr::<f64>(dir.path("optional")).unwrap();
+    let _opened = array::read_zarr::<f64>(dir.path("optional")).unwrap();
     // Not JSON.
     std::fs::create_dir_all(dir.path("junk")).unwrap();
     std::fs::write(dir.path("junk/zarr.json"), "{not json").unwrap();
