@@ -1,4 +1,5 @@
-//! rask on a cluster: a scheduler process, worker processes and clients, talking over TCP.
+//! rask on a cluster: a scheduler process, worker processes and clients, talking over TLS
+//! (plain TCP only when asked for with `--insecure`).
 //!
 //! # The main types and how they relate
 //!
@@ -19,6 +20,11 @@
 //! - The drivers are thin tokio loops around them: [`scheduler::start`] /
 //!   [`scheduler::serve`], [`worker::run_worker`], and the [`client::Client`] with its
 //!   [`client::FutureHandle`]s.
+//! - [`comm`] opens and accepts connections (TCP, then the TLS handshake, then the
+//!   `Hello`); [`tls`] holds the cluster's credentials ([`tls::Credentials`], made fresh by
+//!   default) and the rustls configurations built from them ([`tls::TlsContext`]), with
+//!   mutual authentication. The scheduler file ([`scheduler::write_scheduler_file`], mode
+//!   0600) carries address, token and credentials to workers and clients.
 //! - [`local::LocalCluster`] starts a scheduler in this process and workers as child
 //!   processes of the same binary (or of another one, such as the `rask` command).
 //!

@@ -470,29 +470,21 @@ pub async fn serve(
             }
             ev = ev_rx.recv() => {
                 let Some(ev) = ev else { break };
-                apply(
-                    ev,
-                    &mut state,
-                    &mut secrets,
-                    &mut clients,
-                    &mut workers,
-                    dash.as_mut(),
-                );
-                // Take whatever else queued up before routing: one drain per burst.
+                // Take whatever else queued up before routing: one drain per burst (at most
+                // 4097 events, so timers still get their turn).
+                let mut next = Some(ev);
                 let mut n = 0;
-                while n < 4096 {
-                    match ev_rx.try_recv() {
-                        Ok(ev) => apply(
-                    ev,
-                    &mut state,
-                    &mut secrets,
-                    &mut clients,
-                    &mut workers,
-                    dash.as_mut(),
-                ),
-                        Err(_) => break,
-                    }
+                while let Some(ev) = next {
+                    apply(
+                        ev,
+                        &mut state,
+                        &mut secrets,
+                        &mut clients,
+                        &mut workers,
+                        dash.as_mut(),
+                    );
                     n += 1;
+                    next = if n <= 4096 { ev_rx.try_recv().ok() } else { None };
                 }
                 route(&mut state, &clients, &workers);
                 stats.workers.store(workers.len(), Relaxed);
