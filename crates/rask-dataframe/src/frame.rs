@@ -645,6 +645,13 @@ impl Op for ReadPartition {
                 }
             }
         }
+        if self.pushdown.limit.is_none() && crate::stream::streamable(&self.steps) {
+            if let Some(df) =
+                crate::stream::read_partial(&*self.source, self.index, &self.pushdown, &self.steps)?
+            {
+                return Ok(frame_value(df));
+            }
+        }
         let df = self.source.read(self.index, &self.pushdown)?;
         let df = step::run_steps(df, &self.steps).map_err(polars_err("steps"))?;
         Ok(frame_value(df))

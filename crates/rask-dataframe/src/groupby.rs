@@ -161,10 +161,12 @@ impl Agg {
             AggKind::Var { ddof } | AggKind::Std { ddof } => {
                 let (n, m, m2) = (p("n"), p("mean"), p("m2"));
                 let x = c().strict_cast(DataType::Float64);
+                // M2 as n * var(ddof 0): both are grouped kernels in polars, where
+                // `(x - x.mean())^2` per group would take the slow per-group path.
                 let partials = vec![
                     x.clone().count().alias(&n),
                     x.clone().mean().alias(&m),
-                    (x.clone() - x.mean()).pow(2).sum().alias(&m2),
+                    (x.clone().var(0) * x.count().cast(DataType::Float64)).alias(&m2),
                 ];
                 // Chan et al.: merge (n_i, mean_i, M2_i) of disjoint parts.
                 let nf = || col(&n).cast(DataType::Float64);
@@ -322,6 +324,7 @@ impl GroupBy {
                 keys: keys.clone(),
                 aggs: partials.clone(),
                 fused: None,
+                combines: Vec::new(),
             }],
         )?;
         let fused = FusedAgg::plan(self.frame.schema(), &self.keys, aggs, partial_schema);
@@ -329,6 +332,7 @@ impl GroupBy {
             keys,
             aggs: partials,
             fused: fused.map(Arc::new),
+            combines: combines.clone(),
         };
         Ok((step, combines, finals, out_schema))
     }
@@ -1112,6 +1116,21 @@ mod tests {
         )
         .unwrap();
         check_kernel(&frame, "Origin");
+        // Every string quoted, as pyarrow's CSV writer does: the kernel reads the keys.
+        let quoted_dir = tempfile::tempdir().unwrap();
+        let mut quoted = df.slice(0, 1500);
+        CsvWriter::new(std::fs::File::create(quoted_dir.path().join("q.csv")).unwrap())
+            .with_quote_style(polars::prelude::QuoteStyle::NonNumeric)
+            .finish(&mut quoted)
+            .unwrap();
+        let text = std::fs::read_to_string(quoted_dir.path().join("q.csv")).unwrap();
+        assert!(text.contains("\"SFO\""), "{}", &text[..200]);
+        let frame = read_csv(
+            &format!("{}/q.csv", quoted_dir.path().display()),
+            CsvOptions::default().with_blocksize(9000),
+        )
+        .unwrap();
+        check_kernel(&frame, "Origin");
     }
 
     #[test]
@@ -1139,7 +1158,24 @@ mod tests {
             }
         };
         for (text, why) in [
-            ("Origin,DepDelay\n\"SFO\",1.5\nLAX,2\n", "quotes"),
+            (
+                "Origin,DepDelay\n\"S,FO\",1.5\nLAX,2\n",
+                "a separator in quotes",
+            ),
+            (
+                "Origin,DepDelay\n\"S\nFO\",1.5\nLAX,2\n",
+                "a newline in quotes",
+            ),
+            (
+                "Origin,DepDelay\n\"S\"\"FO\",1.5\nLAX,2\n",
+                "an escaped quote",
+            ),
+            (
+                "Origin,DepDelay\nS\"FO,1.5\nLAX,2\n",
+                "a quote inside a field",
+            ),
+            ("Origin,DepDelay\n\"\",1.5\nLAX,2\n", "a quoted empty key"),
+            ("Origin,DepDelay\nSFO,\"1.5\"\nLAX,2\n", "a quoted value"),
             ("Origin,DepDelay\nSFO,1.5\nLAX,abc\n", "a bad value"),
             ("Origin,DepDelay\nSFO,1.5\nLAX,2,3\n", "a ragged row"),
             ("Origin,DepDelay\nSFO,1.5\n\nLAX,2\n", "an empty line"),

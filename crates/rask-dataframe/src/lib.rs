@@ -41,6 +41,7 @@ mod shuffle;
 mod source;
 mod stats;
 mod step;
+mod stream;
 mod wire;
 
 pub use frame::DataFrame;
@@ -49,6 +50,8 @@ pub use ops::Scalar;
 pub use readers::{CsvOptions, ParquetOptions, read_csv, read_ndjson, read_parquet};
 pub use source::{Pushdown, Source};
 pub use step::Step;
+#[doc(hidden)]
+pub use stream::streamed_batches;
 pub use wire::Pieces;
 
 /// The polars version rask is built against, re-exported so users and the examples name the

@@ -35,6 +35,20 @@ impl Pushdown {
     }
 }
 
+/// `schema` restricted to the columns `pushdown` reads.
+pub(crate) fn projected_schema(schema: &SchemaRef, pushdown: &Pushdown) -> SchemaRef {
+    match &pushdown.columns {
+        Some(c) => Arc::new(
+            schema
+                .iter()
+                .filter(|(n, _)| c.iter().any(|x| x == n.as_str()))
+                .map(|(n, d)| (n.clone(), d.clone()))
+                .collect(),
+        ),
+        None => schema.clone(),
+    }
+}
+
 /// A partitioned input.
 pub trait Source: Send + Sync + 'static {
     /// Op name of the reading tasks (`rask.dataframe.read_csv`).
@@ -50,6 +64,18 @@ pub trait Source: Send + Sync + 'static {
     }
     /// Reads partition `i`.
     fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame>;
+    /// Reads partition `i` in batches of bounded size (Parquet row groups, blocks of CSV
+    /// lines), in order, calling `f` on each; the batches together are what [`Source::read`]
+    /// returns. `false`: this source has no unit finer than the partition, and `f` was not
+    /// called (see [`crate::stream`]).
+    fn read_batches(
+        &self,
+        _i: usize,
+        _pushdown: &Pushdown,
+        _f: &mut dyn FnMut(PlFrame) -> Result<()>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
     /// Projected in-memory bytes of partition `i` with these columns, when known.
     fn projected_nbytes(&self, _i: usize, _columns: Option<&[String]>) -> Option<u64> {
         None

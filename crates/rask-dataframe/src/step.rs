@@ -38,6 +38,10 @@ pub enum Step {
         aggs: Vec<Expr>,
         /// The same partial in a form a reader can compute while reading, when it has one.
         fused: Option<Arc<crate::fused::FusedAgg>>,
+        /// Merges partials of this step (the groupby's combine expressions), so a partition
+        /// read in batches is aggregated batch by batch and the batches' partials merged
+        /// (see [`crate::stream`]). Empty: the partition is aggregated whole.
+        combines: Vec<Expr>,
     },
     /// Only the first `n` rows of the partition.
     Head(usize),

@@ -350,6 +350,8 @@ pub(crate) enum WireStep {
         #[serde(with = "pl")]
         aggs: Vec<Expr>,
         fused: Option<crate::fused::FusedAgg>,
+        #[serde(with = "pl")]
+        combines: Vec<Expr>,
     },
     Head(u64),
     SortBy {
@@ -382,10 +384,16 @@ pub(crate) fn wire_steps(op: &str, steps: &[Step]) -> Result<Vec<WireStep>> {
                 Step::Cast(c) => WireStep::Cast(c.clone()),
                 Step::FillNull(e) => WireStep::FillNull(e.clone()),
                 Step::DropNulls(s) => WireStep::DropNulls(s.clone()),
-                Step::GroupAgg { keys, aggs, fused } => WireStep::GroupAgg {
+                Step::GroupAgg {
+                    keys,
+                    aggs,
+                    fused,
+                    combines,
+                } => WireStep::GroupAgg {
                     keys: keys.clone(),
                     aggs: aggs.clone(),
                     fused: fused.as_deref().cloned(),
+                    combines: combines.clone(),
                 },
                 Step::Head(n) => WireStep::Head(*n as u64),
                 Step::SortBy { by, descending } => WireStep::SortBy {
@@ -435,10 +443,16 @@ pub(crate) fn steps_of(op: &str, wire: Vec<WireStep>) -> Result<Arc<[Step]>> {
             WireStep::Cast(c) => Step::Cast(c),
             WireStep::FillNull(e) => Step::FillNull(e),
             WireStep::DropNulls(s) => Step::DropNulls(s),
-            WireStep::GroupAgg { keys, aggs, fused } => Step::GroupAgg {
+            WireStep::GroupAgg {
+                keys,
+                aggs,
+                fused,
+                combines,
+            } => Step::GroupAgg {
                 keys,
                 aggs,
                 fused: fused.map(Arc::new),
+                combines,
             },
             WireStep::Head(n) => Step::Head(n as usize),
             WireStep::SortBy { by, descending } => Step::SortBy { by, descending },
@@ -493,6 +507,7 @@ mod tests {
             keys: vec![],
             aggs: vec![],
             fused: Some(a),
+            combines: vec![],
         };
         assert!(steps_of("op", vec![step(good)]).is_ok());
         for bad in [

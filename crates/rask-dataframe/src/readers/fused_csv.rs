@@ -82,6 +82,26 @@ impl CsvSource {
     }
 }
 
+/// The inside of the quoted field `bytes[start..end]` (which starts with a quote), when the
+/// kernel reads it as the general reader would: closed by a quote at its end, no quote
+/// inside, and, for the key, not empty (a quoted empty string is a value, an empty field a
+/// null). A quoted value field declines (the general reader decides how to parse it).
+#[inline]
+fn unquote(bytes: &[u8], start: usize, end: usize, role: FieldRole) -> Option<(usize, usize)> {
+    if end - start < 2 || bytes[end - 1] != b'"' {
+        return None;
+    }
+    let inner = &bytes[start + 1..end - 1];
+    if memchr::memchr(b'"', inner).is_some() {
+        return None;
+    }
+    match role {
+        FieldRole::Value(_) => None,
+        FieldRole::Key if inner.is_empty() => None,
+        _ => Some((start + 1, end - 1)),
+    }
+}
+
 /// What a CSV field is to the kernel.
 #[derive(Clone, Copy, PartialEq)]
 enum FieldRole {
@@ -158,9 +178,16 @@ impl<'a> CsvKernel<'a> {
 
     /// Parses whole lines. `None`: decline the partition.
     fn feed(&mut self, bytes: &[u8]) -> Option<()> {
-        if memchr::memchr(b'"', bytes).is_some() {
-            return None;
-        }
+        // Quotes are allowed only the way most writers use them (pyarrow quotes every
+        // string): around a whole key field, with no quote, separator or newline inside. Every
+        // field starting with a quote is checked, and the block's quotes must all be accounted
+        // for by such fields; anything else declines (the general reader parses it).
+        let quotes = if memchr::memchr(b'"', bytes).is_some() {
+            memchr::memchr_iter(b'"', bytes).count()
+        } else {
+            0
+        };
+        let mut quoted_fields = 0usize;
         let len = bytes.len();
         let sep = u64::from_ne_bytes([self.sep; 8]);
         let newline = u64::from_ne_bytes([b'\n'; 8]);
@@ -192,9 +219,16 @@ impl<'a> CsvKernel<'a> {
                 if is_newline && end > start && bytes[end - 1] == b'\r' {
                     end -= 1;
                 }
-                match self.roles.get(field)? {
-                    FieldRole::Key => key_field = (start, end),
-                    FieldRole::Value(v) => value_fields[*v] = (start, end),
+                let role = *self.roles.get(field)?;
+                let (s, e) = if quotes > 0 && end > start && bytes[start] == b'"' {
+                    quoted_fields += 1;
+                    unquote(bytes, start, end, role)?
+                } else {
+                    (start, end)
+                };
+                match role {
+                    FieldRole::Key => key_field = (s, e),
+                    FieldRole::Value(v) => value_fields[v] = (s, e),
                     FieldRole::Skip => {}
                 }
                 field += 1;
@@ -217,9 +251,16 @@ impl<'a> CsvKernel<'a> {
             if bytes[end - 1] == b'\r' {
                 end -= 1;
             }
-            match self.roles.get(field)? {
-                FieldRole::Key => key_field = (start, end),
-                FieldRole::Value(v) => value_fields[*v] = (start, end),
+            let role = *self.roles.get(field)?;
+            let (s, e) = if quotes > 0 && end > start && bytes[start] == b'"' {
+                quoted_fields += 1;
+                unquote(bytes, start, end, role)?
+            } else {
+                (start, end)
+            };
+            match role {
+                FieldRole::Key => key_field = (s, e),
+                FieldRole::Value(v) => value_fields[v] = (s, e),
                 FieldRole::Skip => {}
             }
             if field + 1 != self.ncols {
@@ -229,7 +270,8 @@ impl<'a> CsvKernel<'a> {
         } else if field != 0 {
             return None;
         }
-        Some(())
+        // A quote that is not one of a quoted field's two (inside an unquoted field): decline.
+        (quoted_fields * 2 == quotes).then_some(())
     }
 
     /// One line's key and values.

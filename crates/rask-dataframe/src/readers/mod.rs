@@ -330,6 +330,49 @@ impl CsvSource {
 }
 
 impl CsvSource {
+    /// Parses `bytes`, lines of `part` starting with its header (`header`) or `lines_in` lines
+    /// after the partition's first line (for error messages).
+    fn parse(
+        &self,
+        part: &CsvPart,
+        header: bool,
+        bytes: bytes::Bytes,
+        lines_in: usize,
+        pushdown: &Pushdown,
+    ) -> Result<PlFrame> {
+        let file = &self.files[part.file];
+        if bytes.is_empty() {
+            return Ok(empty_projected(&self.schema, pushdown));
+        }
+        let columns: Option<Arc<[PlSmallStr]>> = pushdown
+            .columns
+            .as_ref()
+            .map(|c| c.iter().map(|s| PlSmallStr::from(s.as_str())).collect());
+        let result = CsvReadOptions::default()
+            .with_has_header(header)
+            .with_schema(Some(self.schema.clone()))
+            .with_columns(columns)
+            .with_n_rows(pushdown.limit)
+            .with_parse_options(self.options.parse_options())
+            .with_raise_if_empty(false)
+            .into_reader_with_file_handle(Cursor::new(bytes.clone()))
+            .finish();
+        match result {
+            Ok(df) => Ok(df),
+            Err(e) => {
+                // Name the line: count the lines before this partition (only on error).
+                let part_begin = self.line_range(part)?.0;
+                let lines_before = if part_begin == 0 {
+                    0
+                } else {
+                    let prefix = file.get_range(0..part_begin)?;
+                    prefix.iter().filter(|&&c| c == b'\n').count()
+                };
+                Err(csv_error(file, lines_before + lines_in + 1, &bytes, e))
+            }
+        }
+    }
+
     /// The first `lines` lines of a partition (all of it if shorter), fetched in growing
     /// steps: `head(n)` reads kilobytes, not the whole byte range.
     fn part_prefix(&self, part: &CsvPart, lines: usize) -> Result<(u64, bytes::Bytes)> {
@@ -406,41 +449,72 @@ impl Source for CsvSource {
     }
     fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame> {
         let part = &self.parts[i];
-        let file = &self.files[part.file];
         let (begin, bytes) = match pushdown.limit {
             Some(n) => self.part_prefix(part, n + 1)?,
             None => self.part_bytes(part)?,
         };
         let header = self.options.has_header && begin == 0;
-        if bytes.is_empty() {
-            return Ok(empty_projected(&self.schema, pushdown));
-        }
-        let columns: Option<Arc<[PlSmallStr]>> = pushdown
-            .columns
-            .as_ref()
-            .map(|c| c.iter().map(|s| PlSmallStr::from(s.as_str())).collect());
-        let result = CsvReadOptions::default()
-            .with_has_header(header)
-            .with_schema(Some(self.schema.clone()))
-            .with_columns(columns)
-            .with_n_rows(pushdown.limit)
-            .with_parse_options(self.options.parse_options())
-            .with_raise_if_empty(false)
-            .into_reader_with_file_handle(Cursor::new(bytes.clone()))
-            .finish();
-        match result {
-            Ok(df) => Ok(df),
-            Err(e) => {
-                // Name the line: count the lines before this partition (only on error).
-                let lines_before = if begin == 0 {
-                    0
+        self.parse(part, header, bytes, 0, pushdown)
+    }
+    fn read_batches(
+        &self,
+        i: usize,
+        pushdown: &Pushdown,
+        f: &mut dyn FnMut(PlFrame) -> Result<()>,
+    ) -> Result<bool> {
+        let part = &self.parts[i];
+        let file = &self.files[part.file];
+        let (begin, stop) = self.line_range(part)?;
+        // At most CSV_BATCH_BYTES, and at least four batches a partition (so small
+        // blocksizes, as in tests, still stream).
+        let target =
+            crate::stream::CSV_BATCH_BYTES.min((self.options.blocksize / 4).max(1) as usize);
+        // The text is fetched a window at a time, so memory is a batch, not the partition:
+        // each window starts on a line boundary (what was left after the last whole block),
+        // and its whole blocks are parsed.
+        let mut lines_before = 0;
+        let mut first = true;
+        let mut carry = bytes::Bytes::new();
+        let mut pos = begin;
+        while pos < stop || !carry.is_empty() {
+            let want = (stop - pos).min(target as u64);
+            let window = if want == 0 {
+                std::mem::take(&mut carry)
+            } else {
+                let fresh = file.get_range(pos..pos + want)?;
+                pos += want;
+                if carry.is_empty() {
+                    fresh
                 } else {
-                    let prefix = file.get_range(0..begin)?;
-                    prefix.iter().filter(|&&c| c == b'\n').count()
-                };
-                Err(csv_error(file, lines_before + 1, &bytes, e))
+                    let mut joined = Vec::with_capacity(carry.len() + fresh.len());
+                    joined.extend_from_slice(&carry);
+                    joined.extend_from_slice(&fresh);
+                    bytes::Bytes::from(joined)
+                }
+            };
+            let at_end = pos >= stop;
+            let blocks = line_blocks(&window, target);
+            let whole = if at_end {
+                blocks.len()
+            } else {
+                blocks.len().saturating_sub(1)
+            };
+            let kept = blocks.get(whole).map_or(window.len(), |r| r.start);
+            for range in blocks.into_iter().take(whole) {
+                let block = window.slice(range);
+                // Only the partition's first block can hold the header.
+                let header = first && self.options.has_header && begin == 0;
+                first = false;
+                let lines = lines_before;
+                lines_before += memchr::memchr_iter(b'\n', &block).count();
+                f(self.parse(part, header, block, lines, pushdown)?)?;
+            }
+            carry = window.slice(kept..);
+            if at_end {
+                break;
             }
         }
+        Ok(true)
     }
     fn read_aggregated(&self, i: usize, agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
         // Declined or failed: the general path gives the answer or the error with context.
@@ -463,6 +537,40 @@ impl Source for CsvSource {
             self.options.blocksize
         )
     }
+}
+
+/// `bytes` (whole lines) cut into blocks of about `target` bytes, each ending after a newline
+/// that is outside quotes (a quote toggles, so `""` inside a quoted field keeps it open).
+fn line_blocks(bytes: &[u8], target: usize) -> Vec<std::ops::Range<usize>> {
+    let mut blocks = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    let mut pos = 0;
+    while bytes.len() - start > target + target / 2 {
+        let want = start + target;
+        // Quote parity up to `want`.
+        quoted ^= memchr::memchr_iter(b'"', &bytes[pos..want]).count() % 2 == 1;
+        pos = want;
+        let mut cut = None;
+        for i in memchr::memchr2_iter(b'"', b'\n', &bytes[pos..]) {
+            let at = pos + i;
+            if bytes[at] == b'"' {
+                quoted = !quoted;
+            } else if !quoted {
+                cut = Some(at + 1);
+                break;
+            }
+        }
+        let Some(cut) = cut else { break };
+        // Parity of the bytes scanned past `want` is already in `quoted`.
+        pos = cut;
+        blocks.push(start..cut);
+        start = cut;
+    }
+    if start < bytes.len() || blocks.is_empty() {
+        blocks.push(start..bytes.len());
+    }
+    blocks
 }
 
 /// A CSV error naming the file and the first line that does not parse.
@@ -705,6 +813,74 @@ fn read_footer(file: &FileRef) -> Result<polars::io::parquet::metadata::FileMeta
 }
 
 impl ParquetSource {
+    /// Reads row groups `row_groups` of file `file` (contiguous).
+    fn read_row_groups(
+        &self,
+        file: usize,
+        row_groups: std::ops::Range<usize>,
+        pushdown: &Pushdown,
+    ) -> Result<PlFrame> {
+        let f = &self.files[file];
+        // Row groups are contiguous: a row slice selects them exactly.
+        let offset: usize = f.metadata.row_groups[..row_groups.start]
+            .iter()
+            .map(|rg| rg.num_rows())
+            .sum();
+        let mut len: usize = f.metadata.row_groups[row_groups.clone()]
+            .iter()
+            .map(|rg| rg.num_rows())
+            .sum();
+        if let Some(limit) = pushdown.limit {
+            len = len.min(limit);
+        }
+        let columns = pushdown.columns.clone();
+        fn read<R: polars::io::mmap::MmapBytesReader>(
+            reader: ParquetReader<R>,
+            columns: Option<Vec<String>>,
+            slice: (usize, usize),
+            f: &ParquetFile,
+        ) -> Result<PlFrame> {
+            let mut reader = reader.with_columns(columns).with_slice(Some(slice));
+            reader.set_metadata(f.metadata.clone());
+            reader.finish().map_err(polars_at(&f.file.url))
+        }
+        if let Some(path) = f.file.local_path() {
+            let file = std::fs::File::open(&path).map_err(|e| RaskError::io(path.display(), e))?;
+            return read(ParquetReader::new(file), columns, (offset, len), f);
+        }
+        // Remote: fetch only the needed column chunks of the needed row groups into a
+        // buffer of the file's size. Untouched pages of a zeroed allocation stay unmapped,
+        // so only the fetched bytes take memory.
+        let wanted = self.column_indices(pushdown.columns.as_deref());
+        let mut ranges = Vec::new();
+        for rg in &f.metadata.row_groups[row_groups] {
+            for &c in &wanted {
+                let name = self.schema.get_at_index(c).expect("index").0;
+                if let Some(cols) = rg.columns_under_root_iter(name) {
+                    for cc in cols {
+                        let r = cc.byte_range();
+                        ranges.push(r.start..r.end);
+                    }
+                }
+            }
+        }
+        let chunks = f.file.store.get_ranges("", &ranges)?;
+        let mut buf = vec![0u8; f.file.size as usize];
+        for (r, bytes) in ranges.iter().zip(chunks) {
+            buf[r.start as usize..r.end as usize].copy_from_slice(&bytes);
+        }
+        // Row-group strategy: it skips the row groups outside the slice, whose bytes were not
+        // fetched (the column strategy decodes every row group from the first, and fails on
+        // the zeroed bytes of the ones before the slice).
+        read(
+            ParquetReader::new(Cursor::new(buf))
+                .read_parallel(polars::prelude::ParallelStrategy::RowGroups),
+            columns,
+            (offset, len),
+            f,
+        )
+    }
+
     fn column_indices(&self, columns: Option<&[String]>) -> Vec<usize> {
         match columns {
             None => (0..self.schema.len()).collect(),
@@ -761,62 +937,29 @@ impl Source for ParquetSource {
     }
     fn read(&self, i: usize, pushdown: &Pushdown) -> Result<PlFrame> {
         let part = &self.parts[i];
-        let f = &self.files[part.file];
-        // Row groups are contiguous in a partition: a row slice selects them exactly.
-        let offset: usize = f.metadata.row_groups[..part.row_groups.start]
-            .iter()
-            .map(|rg| rg.num_rows())
-            .sum();
-        let mut len = part.rows as usize;
-        if let Some(limit) = pushdown.limit {
-            len = len.min(limit);
-        }
-        let columns = pushdown.columns.clone();
-        fn read<R: polars::io::mmap::MmapBytesReader>(
-            reader: ParquetReader<R>,
-            columns: Option<Vec<String>>,
-            slice: (usize, usize),
-            f: &ParquetFile,
-        ) -> Result<PlFrame> {
-            let mut reader = reader.with_columns(columns).with_slice(Some(slice));
-            reader.set_metadata(f.metadata.clone());
-            reader.finish().map_err(polars_at(&f.file.url))
-        }
-        if let Some(path) = f.file.local_path() {
-            let file = std::fs::File::open(&path).map_err(|e| RaskError::io(path.display(), e))?;
-            return read(ParquetReader::new(file), columns, (offset, len), f);
-        }
-        // Remote: fetch only the needed column chunks of the needed row groups into a
-        // buffer of the file's size. Untouched pages of a zeroed allocation stay unmapped,
-        // so only the fetched bytes take memory.
-        let wanted = self.column_indices(pushdown.columns.as_deref());
-        let mut ranges = Vec::new();
-        for rg in &f.metadata.row_groups[part.row_groups.clone()] {
-            for &c in &wanted {
-                let name = self.schema.get_at_index(c).expect("index").0;
-                if let Some(cols) = rg.columns_under_root_iter(name) {
-                    for cc in cols {
-                        let r = cc.byte_range();
-                        ranges.push(r.start..r.end);
-                    }
-                }
+        self.read_row_groups(part.file, part.row_groups.clone(), pushdown)
+    }
+    fn read_batches(
+        &self,
+        i: usize,
+        pushdown: &Pushdown,
+        f: &mut dyn FnMut(PlFrame) -> Result<()>,
+    ) -> Result<bool> {
+        let part = &self.parts[i];
+        let file = &self.files[part.file];
+        for rg in part.row_groups.clone() {
+            // A row group whose statistics rule out the filters is not read at all.
+            let may_match = file.stats.get(rg).is_none_or(|s| {
+                pushdown
+                    .filters
+                    .iter()
+                    .all(|e| crate::stats::may_match(e, s))
+            });
+            if may_match {
+                f(self.read_row_groups(part.file, rg..rg + 1, pushdown)?)?;
             }
         }
-        let chunks = f.file.store.get_ranges("", &ranges)?;
-        let mut buf = vec![0u8; f.file.size as usize];
-        for (r, bytes) in ranges.iter().zip(chunks) {
-            buf[r.start as usize..r.end as usize].copy_from_slice(&bytes);
-        }
-        // Row-group strategy: it skips the row groups outside the slice, whose bytes were not
-        // fetched (the column strategy decodes every row group from the first, and fails on
-        // the zeroed bytes of the ones before the slice).
-        read(
-            ParquetReader::new(Cursor::new(buf))
-                .read_parallel(polars::prelude::ParallelStrategy::RowGroups),
-            columns,
-            (offset, len),
-            f,
-        )
+        Ok(true)
     }
     fn read_aggregated(&self, i: usize, agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
         // Anything unexpected (a nested column, a page the decoders refuse) means the general
@@ -1086,5 +1229,49 @@ pub(crate) fn decode_source(name: &str, bytes: &[u8]) -> Result<Arc<dyn Source>>
             what: format!("op `{other}`"),
             message: "not a DataFrame reader".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::line_blocks;
+    use proptest::prelude::*;
+
+    #[test]
+    fn blocks_end_after_newlines_outside_quotes() {
+        let text = b"a,b\n\"x\ny\",1\n\"p\"\"\nq\",2\nz,3\n";
+        let blocks = line_blocks(text, 4);
+        let mut joined = Vec::new();
+        for r in &blocks {
+            assert_eq!(text[r.end - 1], b'\n', "{blocks:?}");
+            joined.extend_from_slice(&text[r.clone()]);
+        }
+        assert_eq!(joined, text);
+        // The quoted newlines never end a block.
+        let ends: Vec<usize> = blocks.iter().map(|r| r.end).collect();
+        assert!(!ends.contains(&7) && !ends.contains(&17), "{ends:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn blocks_cover_the_bytes_in_order(
+            lines in proptest::collection::vec("[a-z\"]{0,12}", 1..60),
+            target in 1usize..50,
+        ) {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let blocks = line_blocks(text.as_bytes(), target);
+            let mut at = 0;
+            for r in &blocks {
+                prop_assert_eq!(r.start, at);
+                at = r.end;
+                // Every block but the last ends after a newline with an even count of
+                // quotes since the start.
+                if r.end < text.len() {
+                    prop_assert_eq!(text.as_bytes()[r.end - 1], b'\n');
+                    prop_assert_eq!(text[..r.end].matches('"').count() % 2, 0);
+                }
+            }
+            prop_assert_eq!(at, text.len());
+        }
     }
 }

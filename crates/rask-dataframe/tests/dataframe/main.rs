@@ -8,5 +8,6 @@ mod inspect;
 mod object_store;
 mod readers;
 mod shuffle;
+mod stream;
 mod transforms;
 mod wire;
