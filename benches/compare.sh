@@ -5,7 +5,8 @@
 # usage: benches/compare.sh [SUITE] [--rask-only | --peers-only]
 #        benches/compare.sh --report FILE.jsonl [--markdown]
 #
-# Suites: delayed (default), array, cluster, dataframe (DF_BENCH_ROWS rows per year, default 2000000;
+# Suites: delayed (default), array, cluster, groupby (the query matrix: six groupby shapes over
+# Parquet and CSV from pyarrow and polars, see suite_groupby), dataframe (DF_BENCH_ROWS rows per year, default 2000000;
 # DF_BENCH_DATA to use another folder of flights files), bag (word count and JSON lines: rask's
 # Bag, a plain single-threaded Rust loop, dask.bag with processes and threads; BAG_BENCH_DATA,
 # BAG_BENCH_WORDS_MB, BAG_BENCH_ACCOUNTS, see benches/benches/bag.rs).
@@ -184,13 +185,47 @@ suite_bag() {
     fi
 }
 
+# The groupby query matrix (benches/benches/groupby.rs): six query shapes, Parquet and CSV,
+# over flights files from two writers other than rask (pyarrow's defaults, and polars), 2M
+# rows per year (GROUPBY_BENCH_ROWS), against DuckDB, Polars streaming and Dask
+# (GROUPBY_PEERS, default all three). The joined matrix is printed by groupby_matrix.py.
+ensure_writer_data() {
+    local writer="$1" rows="${GROUPBY_BENCH_ROWS:-2000000}" dir="$BENCHES/data/flights-$1"
+    if [ "$(cat "$dir/.rows" 2>/dev/null || true)" != "$rows" ]; then
+        log "writing flights data with $writer ($rows rows per year) into ${dir#"$ROOT"/}"
+        rm -rf "$dir"
+        "$VPY" "$PEERS/flights_writers.py" --dir "$dir" --writer "$writer" --rows-per-year "$rows"
+        echo "$rows" >"$dir/.rows"
+    fi
+}
+suite_groupby() {
+    local r="${DF_BENCH_REPEATS:-3}" writer dir
+    for writer in pyarrow polars; do
+        ensure_writer_data "$writer"
+        dir="$BENCHES/data/flights-$writer"
+        if [ "$DO_RASK" = 1 ]; then
+            log "rask: cargo bench -p rask-benches --bench groupby -- --json --data $dir"
+            (cd "$ROOT" && DF_BENCH_REPEATS="$r" cargo bench -p rask-benches --bench groupby -- --json --data "$dir") >>"$OUT"
+        fi
+        if [ "$DO_PEERS" = 1 ]; then
+            log "peers: groupby_matrix.py run --data $dir"
+            "$VPY" "$PEERS/groupby_matrix.py" run --data "$dir" --repeats "$r" \
+                --impl "${GROUPBY_PEERS:-duckdb,polars_streaming,dask}" >>"$OUT"
+        fi
+    done
+    log "results: ${OUT#"$ROOT"/}"
+    "$VPY" "$PEERS/groupby_matrix.py" table "$OUT" $([ "$FORMAT" = markdown ] && echo --markdown)
+    exit 0
+}
+
 case "$SUITE" in
     delayed) ;;
+    groupby) ;;
     bag) ;;
     array) ;;
     dataframe) ;;
     cluster) ;;
-    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe, cluster, bag)" >&2; exit 2 ;;
+    *) echo "compare.sh: unknown suite '$SUITE' (known: delayed, array, dataframe, groupby, cluster, bag)" >&2; exit 2 ;;
 esac
 
 ensure_venv

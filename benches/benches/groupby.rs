@@ -161,10 +161,10 @@ fn main() -> anyhow::Result<()> {
         Some(f) => vec![f],
         None => vec!["parquet".into(), "csv".into()],
     };
-    if let Some(name) = arg_value("--query") {
-        if arg_value("--single").is_some() || formats.len() == 1 {
-            return run_cell(&data, &formats[0], &name, json);
-        }
+    if let Some(name) = arg_value("--query")
+        && formats.len() == 1
+    {
+        return run_cell(&data, &formats[0], &name, json);
     }
     // Each cell in its own process so its peak RSS is its own.
     let exe = std::env::current_exe()?;

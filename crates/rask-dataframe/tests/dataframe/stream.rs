@@ -43,14 +43,16 @@ fn write_files(dir: &Path, rows: usize, rg: usize) -> PlFrame {
 }
 
 type Query = fn(&DataFrame) -> rask_error::Result<DataFrame>;
-
-/// The shapes of the benchmark's query matrix, each with its eager polars oracle.
-fn shapes() -> Vec<(
+/// A query's name, its rask form, its eager polars oracle, and its key columns.
+type Shape = (
     &'static str,
     Query,
     fn(LazyFrame) -> LazyFrame,
     Vec<&'static str>,
-)> {
+);
+
+/// The shapes of the benchmark's query matrix, each with its eager polars oracle.
+fn shapes() -> Vec<Shape> {
     vec![
         (
             "filter, two keys, mean/std/count",
