@@ -549,13 +549,19 @@ fn lower_source(source: &Arc<dyn Source>, input_schema: &SchemaRef, steps: Arc<[
         let kernel = matches!(&*steps, [Step::GroupAgg { fused: Some(_), .. }])
             && pushdown.filters.is_empty()
             && pushdown.limit.is_none();
+        let mut how = String::new();
+        if kernel {
+            how.push_str("; the reader aggregates while reading when it can");
+        }
+        if pushdown.limit.is_none() && crate::stream::streamable(&steps) {
+            how.push_str("; streamed in batches");
+            let coded = crate::stream::coded_keys(source.schema(), &pushdown, &steps);
+            if source.reads_coded_keys() && !coded.is_empty() {
+                how.push_str(&format!("; keys {coded:?} as dictionary codes"));
+            }
+        }
         plan.push(format!(
-            "STEPS (fused into the reading task{}) {}",
-            if kernel {
-                "; the reader aggregates while reading when it can"
-            } else {
-                ""
-            },
+            "STEPS (fused into the reading task{how}) {}",
             steps_str(&steps)
         ));
     }

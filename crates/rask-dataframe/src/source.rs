@@ -76,6 +76,25 @@ pub trait Source: Send + Sync + 'static {
     ) -> Result<bool> {
         Ok(false)
     }
+    /// Like [`Source::read_batches`], with each string column of `coded` replaced by
+    /// `UInt32` codes into a dictionary of the partition, returned at the end (per coded
+    /// column, code -> value, `None` for the null key). `None`: not supported (`f` was not
+    /// called). See [`crate::stream`].
+    #[doc(hidden)]
+    fn reads_coded_keys(&self) -> bool {
+        false
+    }
+    /// See [`Source::reads_coded_keys`]: whether [`Source::read_batches_coded`] is supported.
+    #[doc(hidden)]
+    fn read_batches_coded(
+        &self,
+        _i: usize,
+        _pushdown: &Pushdown,
+        _coded: &[String],
+        _f: &mut dyn FnMut(PlFrame) -> Result<()>,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        Ok(None)
+    }
     /// Projected in-memory bytes of partition `i` with these columns, when known.
     fn projected_nbytes(&self, _i: usize, _columns: Option<&[String]>) -> Option<u64> {
         None

@@ -14,7 +14,12 @@
 //! the batch) the total merge work stays within a small multiple of the partials' size, and
 //! the memory within three times the final partial.
 
-use polars::prelude::{DataFrame as PlFrame, Expr, IntoLazy};
+use std::sync::Arc;
+
+use polars::prelude::{
+    Column, DataFrame as PlFrame, DataType, Expr, IntoColumn, IntoLazy, NewChunkedArray, Schema,
+    SchemaRef, StringChunked,
+};
 use rask_error::Result;
 
 use crate::frame::concat_frames;
@@ -144,6 +149,29 @@ pub(crate) fn read_partial(
     let Some(Step::GroupAgg { keys, combines, .. }) = steps.last() else {
         return Ok(None);
     };
+    let coded = coded_keys(source.schema(), pushdown, steps);
+    if !coded.is_empty() {
+        let mut merger = PartialMerger::new(keys.clone(), combines.clone());
+        let dictionaries = source.read_batches_coded(index, pushdown, &coded, &mut |batch| {
+            BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let rows = batch.height();
+            let partial = step::run_steps(batch, steps).map_err(polars_err("steps"))?;
+            merger.push(partial, rows)
+        })?;
+        if let Some(dictionaries) = dictionaries {
+            if let Some(mut partial) = merger.finish()? {
+                for (name, values) in coded.iter().zip(&dictionaries) {
+                    let strings =
+                        decode_codes(partial.column(name).map_err(polars_err(name))?, values)?;
+                    partial
+                        .replace(name, strings)
+                        .map_err(polars_err("decoding a coded key"))?;
+                }
+                return Ok(Some(partial));
+            }
+            return empty_partial(source, pushdown, steps).map(Some);
+        }
+    }
     let mut merger = PartialMerger::new(keys.clone(), combines.clone());
     let streamed = source.read_batches(index, pushdown, &mut |batch| {
         BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -156,17 +184,75 @@ pub(crate) fn read_partial(
     }
     match merger.finish()? {
         Some(df) => Ok(Some(df)),
-        // No rows at all: the chain over an empty frame gives the partial's schema.
-        None => {
-            let empty = PlFrame::empty_with_schema(&crate::source::projected_schema(
-                source.schema(),
-                pushdown,
-            ));
-            step::run_steps(empty, steps)
-                .map(Some)
-                .map_err(polars_err("steps"))
+        None => empty_partial(source, pushdown, steps).map(Some),
+    }
+}
+
+/// No rows at all: the chain over an empty frame gives the partial's schema.
+fn empty_partial(source: &dyn Source, pushdown: &Pushdown, steps: &[Step]) -> Result<PlFrame> {
+    let empty =
+        PlFrame::empty_with_schema(&crate::source::projected_schema(source.schema(), pushdown));
+    step::run_steps(empty, steps).map_err(polars_err("steps"))
+}
+
+/// The groupby keys that can be read as dictionary codes (see `readers/coded.rs`): string
+/// columns of the source, grouped on as they are, that no step before the groupby reads, and
+/// that no aggregation reads in a way that depends on their dtype. Checked by polars on
+/// schemas: the chain must resolve the same with the key absent (before the groupby) and
+/// with the key as `UInt32` (through the groupby).
+pub(crate) fn coded_keys(input: &SchemaRef, pushdown: &Pushdown, steps: &[Step]) -> Vec<String> {
+    let Some((Step::GroupAgg { keys, .. }, before)) = steps.split_last() else {
+        return vec![];
+    };
+    let Ok(full) = step::output_schema(input, steps) else {
+        return vec![];
+    };
+    let Ok(before_out) = step::output_schema(input, before) else {
+        return vec![];
+    };
+    let mut coded = Vec::new();
+    for k in keys {
+        let Expr::Column(name) = k else { continue };
+        if input.get(name) != Some(&DataType::String)
+            || pushdown
+                .columns
+                .as_ref()
+                .is_some_and(|c| !c.iter().any(|c| c == name.as_str()))
+        {
+            continue;
+        }
+        // Before the groupby the key only flows through.
+        let mut without: Schema = (**input).clone();
+        without.shift_remove(name);
+        let mut expected: Schema = (*before_out).clone();
+        expected.shift_remove(name);
+        match step::output_schema(&Arc::new(without), before) {
+            Ok(s) if *s == expected => {}
+            _ => continue,
+        }
+        // Through the groupby, only the key's own dtype changes.
+        let mut as_codes: Schema = (**input).clone();
+        as_codes.with_column(name.clone(), DataType::UInt32);
+        let mut want: Schema = (*full).clone();
+        want.with_column(name.clone(), DataType::UInt32);
+        match step::output_schema(&Arc::new(as_codes), steps) {
+            Ok(s) if *s == want => coded.push(name.to_string()),
+            _ => continue,
         }
     }
+    coded
+}
+
+/// The strings of a coded key column.
+fn decode_codes(codes: &Column, values: &[Option<String>]) -> Result<Column> {
+    let codes = codes.u32().map_err(polars_err("decoding a coded key"))?;
+    let strings = StringChunked::from_iter_options(
+        codes.name().clone(),
+        codes
+            .iter()
+            .map(|c| c.and_then(|c| values.get(c as usize).and_then(|v| v.as_deref()))),
+    );
+    Ok(strings.into_column())
 }
 
 #[cfg(test)]
@@ -207,6 +293,64 @@ mod tests {
         let all = concat_frames(batches.to_vec(), batches[0].schema()).unwrap();
         let want = partial(&all).sort(["k"], Default::default()).unwrap();
         assert!(got.equals(&want), "{got}\n{want}");
+    }
+
+    #[test]
+    fn string_keys_that_only_flow_through_are_read_as_codes() {
+        let input: SchemaRef = Arc::new(Schema::from_iter([
+            ("k".into(), DataType::String),
+            ("j".into(), DataType::String),
+            ("n".into(), DataType::Int64),
+            ("v".into(), DataType::Float64),
+        ]));
+        let all = Pushdown::default();
+        let agg = |keys: &[&str], aggs: Vec<Expr>| Step::GroupAgg {
+            keys: keys.iter().map(|k| col(*k)).collect(),
+            aggs: aggs.clone(),
+            fused: None,
+            combines: aggs,
+        };
+        let sum_v = || vec![col("v").sum().alias("s")];
+        // Both string keys, behind a filter and a with_columns that do not read them.
+        let steps = [
+            Step::Filter(col("v").gt(lit(0.0))),
+            Step::WithColumns(vec![(col("v") * lit(2.0)).alias("w")]),
+            agg(
+                &["k", "j"],
+                vec![col("w").sum().alias("s"), col("k").count().alias("c")],
+            ),
+        ];
+        assert_eq!(coded_keys(&input, &all, &steps), ["k", "j"]);
+        // An integer key is grouped as it is.
+        assert!(coded_keys(&input, &all, &[agg(&["n"], sum_v())]).is_empty());
+        // A filter on the key, a with_columns of it, an aggregation whose dtype follows it.
+        let reads_key = [
+            vec![Step::Filter(col("k").eq(lit("a"))), agg(&["k"], sum_v())],
+            vec![
+                Step::WithColumns(vec![col("k").cast(DataType::String).alias("k")]),
+                agg(&["k"], sum_v()),
+            ],
+            vec![agg(&["k"], vec![col("k").first().alias("f")])],
+            vec![agg(&["k"], vec![col("k").max().alias("m")])],
+        ];
+        for steps in reads_key {
+            assert!(coded_keys(&input, &all, &steps).is_empty(), "{steps:?}");
+        }
+        // A key the reader does not read.
+        let only_v = Pushdown {
+            columns: Some(vec!["v".into()]),
+            ..Default::default()
+        };
+        assert!(coded_keys(&input, &only_v, &[agg(&["k"], sum_v())]).is_empty());
+    }
+
+    #[test]
+    fn codes_decode_to_their_strings_and_nulls() {
+        let values = vec![Some("b".to_string()), None, Some("a".to_string())];
+        let codes = UInt32Chunked::from_slice("k".into(), &[2, 0, 1, 2]).into_column();
+        let got = decode_codes(&codes, &values).unwrap();
+        let got: Vec<Option<&str>> = got.str().unwrap().iter().collect();
+        assert_eq!(got, [Some("a"), Some("b"), None, Some("a")]);
     }
 
     #[test]

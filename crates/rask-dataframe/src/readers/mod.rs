@@ -20,6 +20,7 @@ use crate::source::{Pushdown, Source};
 use crate::stats::{self, RowGroupStats};
 use crate::wire::WireStore;
 
+mod coded;
 mod fused_csv;
 mod fused_parquet;
 mod parquet_pages;
@@ -960,6 +961,26 @@ impl Source for ParquetSource {
             }
         }
         Ok(true)
+    }
+    fn reads_coded_keys(&self) -> bool {
+        true
+    }
+    fn read_batches_coded(
+        &self,
+        i: usize,
+        pushdown: &Pushdown,
+        coded: &[String],
+        f: &mut dyn FnMut(PlFrame) -> Result<()>,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>> {
+        let mut dictionaries: Vec<coded::KeyDictionary> =
+            coded.iter().map(|_| Default::default()).collect();
+        self.coded_batches(i, pushdown, coded, &mut dictionaries, f)?;
+        Ok(Some(
+            dictionaries
+                .into_iter()
+                .map(coded::KeyDictionary::into_values)
+                .collect(),
+        ))
     }
     fn read_aggregated(&self, i: usize, agg: &Arc<FusedAgg>) -> Result<Option<PlFrame>> {
         // Anything unexpected (a nested column, a page the decoders refuse) means the general

@@ -166,8 +166,18 @@ fn every_groupby_shape_streams_batches_and_matches_eager_polars() {
     ];
     for (format, frame) in &frames {
         for (name, query, oracle, keys) in shapes() {
+            let q = query(frame).unwrap();
+            // Parquet string keys are grouped by dictionary codes; CSV has no dictionaries.
+            let plan = q.explain();
+            assert!(plan.contains("streamed in batches"), "{plan}");
+            let string_keyed = keys.iter().all(|k| ["Origin", "Carrier"].contains(k));
+            assert_eq!(
+                plan.contains("as dictionary codes"),
+                *format == "parquet" && string_keyed,
+                "{format} {name}: {plan}"
+            );
             let before = rask_dataframe::streamed_batches();
-            let got = rask::compute(&query(frame).unwrap()).unwrap();
+            let got = rask::compute(&q).unwrap();
             let batches = rask_dataframe::streamed_batches() - before;
             // Four files of six row groups (Parquet) or several line blocks (CSV) each.
             assert!(
@@ -257,4 +267,81 @@ fn a_bad_csv_value_in_a_later_batch_names_its_line() {
         err.contains("bad.csv") && err.contains("line 2500"),
         "{err}"
     );
+}
+
+#[test]
+fn string_keys_from_other_writers_with_nulls_and_many_values() {
+    // pyarrow's files: a dictionary-encoded key with nulls, version-1 and -2 pages, and
+    // dictionaries falling back to PLAIN pages for the values.
+    let fixtures = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../datasets/parquet-writers"
+    );
+    for file in [
+        "pyarrow-v2-dictionary.parquet",
+        "pyarrow-v1-fallback.parquet",
+    ] {
+        let path = format!("{fixtures}/{file}");
+        let frame = read_parquet(&path, ParquetOptions::default()).unwrap();
+        let q = frame
+            .filter(col("I32").gt(lit(-200)))
+            .unwrap()
+            .groupby(["Origin"])
+            .agg([
+                Agg::sum("FPlain"),
+                Agg::mean("IDict"),
+                Agg::std("FFew"),
+                Agg::size(),
+            ])
+            .unwrap();
+        let got = rask::compute(&q).unwrap();
+        let eager = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let want = eager
+            .lazy()
+            .filter(col("I32").gt(lit(-200)))
+            .group_by([col("Origin")])
+            .agg([
+                col("FPlain").sum(),
+                col("IDict").mean(),
+                col("FFew").std(1),
+                len(),
+            ])
+            .collect()
+            .unwrap();
+        assert!(want.column("Origin").unwrap().null_count() > 0);
+        assert_frames_close(&sorted(&got, &["Origin"]), &sorted(&want, &["Origin"]));
+    }
+    // A key of thousands of distinct strings (polars may write it without a dictionary),
+    // with a second, few-valued key.
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let df = df!(
+        "tail" => (0..n).map(|i| format!("N{:05}", (i * 7919) % 6007)).collect::<Vec<_>>(),
+        "carrier" => (0..n).map(|i| ["AA", "DL", "UA"][i % 3]).collect::<Vec<_>>(),
+        "v" => (0..n).map(|i| (i % 101) as f64 - 50.0).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    write_parquet(&df, &dir.path().join("t.parquet"), 3000);
+    let frame = read_parquet(
+        &format!("{}/t.parquet", dir.path().display()),
+        ParquetOptions::default(),
+    )
+    .unwrap();
+    let got = rask::compute(
+        &frame
+            .groupby(["tail", "carrier"])
+            .agg([Agg::mean("v"), Agg::max("v").alias("hi")])
+            .unwrap(),
+    )
+    .unwrap();
+    let want = df
+        .lazy()
+        .group_by([col("tail"), col("carrier")])
+        .agg([col("v").mean(), col("v").max().alias("hi")])
+        .collect()
+        .unwrap();
+    let keys = ["tail", "carrier"];
+    assert_frames_close(&sorted(&got, &keys), &sorted(&want, &keys));
 }
