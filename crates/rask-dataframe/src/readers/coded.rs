@@ -90,13 +90,7 @@ impl ParquetSource {
         let mut scratch = PageScratch::default();
         let mut local_codes = Vec::new();
         for rg in part.row_groups.clone() {
-            let may_match = file.stats.get(rg).is_none_or(|s| {
-                pushdown
-                    .filters
-                    .iter()
-                    .all(|e| crate::stats::may_match(e, s))
-            });
-            if !may_match {
+            if !file.may_match(rg, &pushdown.filters) {
                 continue;
             }
             let meta = &file.metadata.row_groups[rg];

@@ -82,6 +82,40 @@ impl CsvSource {
     }
 }
 
+/// The field `bytes[start..end]` as the kernel reads it: a field starting with a quote (when
+/// the block has any) is unquoted (see [`unquote`]) and counted in `quoted_fields`.
+#[inline]
+fn field_range(
+    bytes: &[u8],
+    start: usize,
+    end: usize,
+    role: FieldRole,
+    quotes: usize,
+    quoted_fields: &mut usize,
+) -> Option<(usize, usize)> {
+    if quotes > 0 && end > start && bytes[start] == b'"' {
+        *quoted_fields += 1;
+        unquote(bytes, start, end, role)
+    } else {
+        Some((start, end))
+    }
+}
+
+/// Records a field's range where its role says.
+#[inline]
+fn place(
+    role: FieldRole,
+    range: (usize, usize),
+    key_field: &mut (usize, usize),
+    value_fields: &mut [(usize, usize)],
+) {
+    match role {
+        FieldRole::Key => *key_field = range,
+        FieldRole::Value(v) => value_fields[v] = range,
+        FieldRole::Skip => {}
+    }
+}
+
 /// The inside of the quoted field `bytes[start..end]` (which starts with a quote), when the
 /// kernel reads it as the general reader would: closed by a quote at its end, no quote
 /// inside, and, for the key, not empty (a quoted empty string is a value, an empty field a
@@ -220,17 +254,8 @@ impl<'a> CsvKernel<'a> {
                     end -= 1;
                 }
                 let role = *self.roles.get(field)?;
-                let (s, e) = if quotes > 0 && end > start && bytes[start] == b'"' {
-                    quoted_fields += 1;
-                    unquote(bytes, start, end, role)?
-                } else {
-                    (start, end)
-                };
-                match role {
-                    FieldRole::Key => key_field = (s, e),
-                    FieldRole::Value(v) => value_fields[v] = (s, e),
-                    FieldRole::Skip => {}
-                }
+                let range = field_range(bytes, start, end, role, quotes, &mut quoted_fields)?;
+                place(role, range, &mut key_field, &mut value_fields);
                 field += 1;
                 start = pos + 1;
                 if is_newline {
@@ -252,17 +277,8 @@ impl<'a> CsvKernel<'a> {
                 end -= 1;
             }
             let role = *self.roles.get(field)?;
-            let (s, e) = if quotes > 0 && end > start && bytes[start] == b'"' {
-                quoted_fields += 1;
-                unquote(bytes, start, end, role)?
-            } else {
-                (start, end)
-            };
-            match role {
-                FieldRole::Key => key_field = (s, e),
-                FieldRole::Value(v) => value_fields[v] = (s, e),
-                FieldRole::Skip => {}
-            }
+            let range = field_range(bytes, start, end, role, quotes, &mut quoted_fields)?;
+            place(role, range, &mut key_field, &mut value_fields);
             if field + 1 != self.ncols {
                 return None;
             }

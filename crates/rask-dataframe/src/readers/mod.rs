@@ -813,6 +813,15 @@ fn read_footer(file: &FileRef) -> Result<polars::io::parquet::metadata::FileMeta
         .map_err(|e| corrupt(&e.to_string()))
 }
 
+impl ParquetFile {
+    /// Whether row group `rg` may hold rows passing `filters`, by its statistics.
+    fn may_match(&self, rg: usize, filters: &[Expr]) -> bool {
+        self.stats
+            .get(rg)
+            .is_none_or(|s| filters.iter().all(|e| stats::may_match(e, s)))
+    }
+}
+
 impl ParquetSource {
     /// Reads row groups `row_groups` of file `file` (contiguous).
     fn read_row_groups(
@@ -928,11 +937,7 @@ impl Source for ParquetSource {
             .filter(|&i| {
                 let p = &self.parts[i];
                 let f = &self.files[p.file];
-                p.row_groups.clone().any(|rg| {
-                    f.stats
-                        .get(rg)
-                        .is_none_or(|s| filters.iter().all(|e| stats::may_match(e, s)))
-                })
+                p.row_groups.clone().any(|rg| f.may_match(rg, filters))
             })
             .collect()
     }
@@ -950,13 +955,7 @@ impl Source for ParquetSource {
         let file = &self.files[part.file];
         for rg in part.row_groups.clone() {
             // A row group whose statistics rule out the filters is not read at all.
-            let may_match = file.stats.get(rg).is_none_or(|s| {
-                pushdown
-                    .filters
-                    .iter()
-                    .all(|e| crate::stats::may_match(e, s))
-            });
-            if may_match {
+            if file.may_match(rg, &pushdown.filters) {
                 f(self.read_row_groups(part.file, rg..rg + 1, pushdown)?)?;
             }
         }
